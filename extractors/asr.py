@@ -1,0 +1,209 @@
+"""Offline speech recognition with pocketsphinx 5 (its US-English model ships in the wheel).
+
+Two jobs:
+
+`align_lines(audio, sr, lines)` places several untimed transcript lines on the audio:
+  1. Each line is lower-cased and split into words; words the pronouncing dictionary knows are kept.
+  2. All kept words, in order, are force-aligned to the whole clip in one pass (`Decoder.set_align_text`),
+     which yields a start and end frame per word (10 ms frames).
+  3. A line spans from its first aligned word's start to its last aligned word's end.
+  4. Lines with no known word share the gap between their aligned neighbours in proportion to their
+     character counts. If the alignment fails as a whole (no known words, silence, or a transcript that
+     does not match the audio), every line gets a share of the voiced part of the clip proportional to its
+     character count ("proportional").
+  Returns the spans and the method used: "aligned" or "proportional".
+
+`transcribe(audio, sr)` is for clips with no transcript: pocketsphinx's voice-activity detector finds
+speech regions; each is decoded with the default language model, tuned for speed (no flat-lexicon
+pass, narrower search: ~10x real time on one core); regions and their words are split into utterances
+at pauses of `min_pause` seconds or more, and utterances longer than `max_utterance` are split at their
+longest pause. The text is automatic and is marked so by the caller.
+
+Nothing is downloaded: the acoustic model, dictionary and language model are the wheel's own files.
+Decoders are created once per process (about 0.3 s each) and reused.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import re
+
+import numpy as np
+
+from data.errors import ExtractionError
+from extractors.base import SAMPLE_RATE, Segment
+
+log = logging.getLogger(__name__)
+
+# Search settings for transcription: about 2.5x faster than pocketsphinx's defaults for a small loss.
+FAST_SEARCH = {"fwdflat": False, "bestpath": False, "maxhmmpf": 3000, "maxwpf": 5}
+MIN_SPAN_S = 0.1
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
+
+
+@functools.lru_cache(maxsize=2)
+def _decoder(kind: str):
+    """One pocketsphinx Decoder per process and purpose ("align" or "asr")."""
+    try:
+        from pocketsphinx import Decoder
+    except ImportError as e:  # pragma: no cover - pinned in requirements.txt
+        raise ExtractionError("pocketsphinx is not installed; `pip install pocketsphinx==5.1.1`") from e
+    kwargs = FAST_SEARCH if kind == "asr" else {}
+    return Decoder(loglevel="FATAL", **kwargs)
+
+
+def to_pcm16(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """(n_samples,) float32 in [-1, 1] at 16 kHz -> little-endian int16 bytes for pocketsphinx."""
+    if sample_rate != SAMPLE_RATE:
+        raise ValueError(f"pocketsphinx needs {SAMPLE_RATE} Hz audio, got {sample_rate} Hz")
+    return (np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
+def words_of(text: str) -> list[str]:
+    """Lower-cased word tokens as the pronouncing dictionary spells them (apostrophes kept)."""
+    return _WORD.findall(text.lower().replace("\u2019", "'"))
+
+
+def _real_words(decoder) -> list[tuple[str, float, float]]:
+    """(word, start s, end s) of the last utterance, without silences, fillers and sentence marks."""
+    frate = float(decoder.config["frate"])
+    out = []
+    for seg in decoder.seg():
+        word = seg.word
+        if word.startswith(("<", "[", "+")):
+            continue
+        out.append((re.sub(r"\(\d+\)$", "", word), seg.start_frame / frate, (seg.end_frame + 1) / frate))
+    return out
+
+
+def voiced_span(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, frame_s: float = 0.02) -> tuple[float, float]:
+    """(start, end) seconds between the first and last 20 ms frame louder than 1/30 of the loudest one."""
+    hop = max(1, int(frame_s * sample_rate))
+    n = len(audio) // hop
+    duration = len(audio) / sample_rate
+    if n == 0:
+        return 0.0, duration
+    rms = np.sqrt((np.asarray(audio[: n * hop], dtype=np.float64).reshape(n, hop) ** 2).mean(axis=1))
+    loud = np.nonzero(rms > rms.max() / 30)[0] if rms.max() > 0 else []
+    if len(loud) == 0:
+        return 0.0, duration
+    return float(loud[0] * frame_s), float(min(duration, (loud[-1] + 1) * frame_s))
+
+
+def _share(start: float, end: float, weights: list[int]) -> list[tuple[float, float]]:
+    """Split [start, end] into consecutive spans proportional to `weights`."""
+    w = np.maximum(np.asarray(weights, dtype=np.float64), 1.0)
+    edges = start + (end - start) * np.concatenate([[0.0], np.cumsum(w) / w.sum()])
+    return [(float(a), float(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def _widen(spans: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:
+    """Give every span at least MIN_SPAN_S inside [0, duration] (audio features need some samples)."""
+    out = []
+    for a, b in spans:
+        if b - a < MIN_SPAN_S:
+            mid = (a + b) / 2
+            a, b = max(0.0, mid - MIN_SPAN_S / 2), min(duration, mid + MIN_SPAN_S / 2)
+        out.append((a, b))
+    return out
+
+
+def align_lines(audio: np.ndarray, sample_rate: int, lines: list[str]) -> tuple[list[tuple[float, float]], str]:
+    """Time spans for untimed transcript lines, in order.
+
+    audio: (n_samples,) float32 mono at 16 kHz. Returns ([(start, end) seconds per line], method) with
+    method "aligned" (forced alignment; lines without known words interpolated) or "proportional".
+    """
+    duration = len(audio) / sample_rate
+    decoder = _decoder("align")
+    tokens = [[w for w in words_of(line) if decoder.lookup_word(w) is not None] for line in lines]
+    flat = [w for ws in tokens for w in ws]
+    aligned: list[tuple[str, float, float]] = []
+    if flat:
+        try:
+            decoder.set_align_text(" ".join(flat))
+            decoder.start_utt()
+            decoder.process_raw(to_pcm16(audio, sample_rate), full_utt=True)
+            decoder.end_utt()
+            aligned = _real_words(decoder) if decoder.hyp() is not None else []
+        except RuntimeError as e:
+            log.debug("forced alignment failed: %s", e)
+            aligned = []
+    if len(aligned) != len(flat) or not flat:
+        log.warning("could not align %d transcript lines to the audio; spreading them over the voiced part by length", len(lines))
+        start, end = voiced_span(audio, sample_rate)
+        return _widen(_share(start, end, [len(line) for line in lines]), duration), "proportional"
+
+    spans: list[tuple[float, float] | None] = []
+    k = 0
+    for ws in tokens:
+        if ws:
+            spans.append((aligned[k][1], aligned[k + len(ws) - 1][2]))
+            k += len(ws)
+        else:
+            spans.append(None)
+    i = 0
+    while i < len(spans):  # interpolate runs of lines without known words
+        if spans[i] is not None:
+            i += 1
+            continue
+        j = i
+        while j < len(spans) and spans[j] is None:
+            j += 1
+        lo = spans[i - 1][1] if i > 0 else 0.0
+        hi = spans[j][0] if j < len(spans) else duration
+        spans[i:j] = _share(lo, max(lo, hi), [len(line) for line in lines[i:j]])
+        i = j
+    return _widen([s for s in spans if s is not None], duration), "aligned"
+
+
+def _split_words(words: list[tuple[str, float, float]], min_pause: float, max_utterance: float) -> list[list[tuple[str, float, float]]]:
+    """Group consecutive words into utterances at pauses; split long groups at their longest pause."""
+    groups: list[list[tuple[str, float, float]]] = []
+    for word in words:
+        if groups and word[1] - groups[-1][-1][2] < min_pause:
+            groups[-1].append(word)
+        else:
+            groups.append([word])
+    out = []
+    stack = groups[::-1]
+    while stack:
+        g = stack.pop()
+        if g[-1][2] - g[0][1] > max_utterance and len(g) > 1:
+            gaps = [g[i + 1][1] - g[i][2] for i in range(len(g) - 1)]
+            cut = int(np.argmax(gaps)) + 1
+            stack.extend([g[cut:], g[:cut]])
+        else:
+            out.append(g)
+    return out
+
+
+def transcribe(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, *, min_pause: float = 0.5, max_utterance: float = 20.0, speaker: str = "A") -> list[Segment]:
+    """Automatic utterances of a clip without transcript (maybe none, for silence or noise).
+
+    audio: (n_samples,) float32 mono at 16 kHz. Returns segments in time order whose text is
+    pocketsphinx's hypothesis; every segment is attributed to `speaker`.
+    """
+    from pocketsphinx import Segmenter
+
+    pcm = to_pcm16(audio, sample_rate)
+    decoder = _decoder("asr")
+    words: list[tuple[str, float, float]] = []
+    for region in Segmenter(sample_rate=sample_rate).segment(io.BytesIO(pcm)):
+        decoder.start_utt()
+        decoder.process_raw(region.pcm, full_utt=True)
+        decoder.end_utt()
+        if decoder.hyp() is None:
+            continue
+        words += [(w, region.start_time + a, region.start_time + b) for w, a, b in _real_words(decoder)]
+    duration = len(audio) / sample_rate
+    segments = []
+    for group in _split_words(words, min_pause, max_utterance):
+        start, end = max(0.0, group[0][1]), min(duration, group[-1][2])
+        if end - start < MIN_SPAN_S:
+            start, end = _widen([(start, end)], duration)[0]
+        segments.append(Segment(start, end, speaker, " ".join(w for w, _, _ in group)))
+    log.debug("transcribed %.1f s into %d utterances", duration, len(segments))
+    return segments
