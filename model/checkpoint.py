@@ -1,0 +1,101 @@
+"""Self-describing checkpoints: format version, task, labels, model config, feature spec, state dict.
+
+Saved with torch.save (atomically) and loaded with weights_only=True: nothing but tensors and plain data.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from data.errors import CheckpointError
+from data.fileio import atomic_path
+from model.config import ModelConfig
+from model.network import MultilogueNet
+
+CHECKPOINT_VERSION = 1
+CHECKPOINT_NAME = "checkpoint.pt"
+LABEL_NAMES = {"binary": ["negative", "positive"], "emotion": ["absent", "present"], "regression": ["sentiment"]}
+
+
+def make_checkpoint(model: MultilogueNet, task: str, emotion: str | None, feature_spec: dict, extra: dict | None = None) -> dict:
+    return {
+        "format_version": CHECKPOINT_VERSION,
+        "task": task,
+        "emotion": emotion,
+        "label_names": LABEL_NAMES[task],
+        "model_config": model.config.to_dict(),
+        "feature_spec": feature_spec,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **(extra or {}),
+    }
+
+
+def save_checkpoint(ckpt: dict, path: str | Path) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+    return path
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a run folder holding checkpoint.pt."""
+    path = Path(path)
+    if path.is_dir():
+        found = path / CHECKPOINT_NAME
+        if found.exists():
+            return found
+        nested = sorted(path.rglob(CHECKPOINT_NAME))
+        hint = f" (it has {', '.join(str(p) for p in nested[:3])}: pass one)" if nested else "; train one with `cli.py train --out DIR`"
+        raise CheckpointError(f"{path}: no {CHECKPOINT_NAME} in this folder{hint}")
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint; train one with `cli.py train --out DIR` and pass DIR or DIR/{CHECKPOINT_NAME}")
+    return path
+
+
+def find_checkpoints(folder: str | Path) -> list[Path]:
+    """Every checkpoint.pt under `folder` (a run folder, or one holding several runs)."""
+    folder = Path(folder)
+    if folder.is_file():
+        return [folder]
+    return sorted(folder.rglob(CHECKPOINT_NAME))
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    path = resolve_checkpoint(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable Multilogue checkpoint ({first}); pass a checkpoint.pt written by `cli.py train`") from e
+    if not isinstance(ckpt, dict) or "model_config" not in ckpt or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path}: not a Multilogue checkpoint (no model_config/state_dict); pass a checkpoint.pt written by `cli.py train`")
+    if ckpt.get("format_version", 0) > CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {ckpt['format_version']} is newer than this code ({CHECKPOINT_VERSION}); update Multilogue")
+    ckpt["path"] = str(path)
+    return ckpt
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[MultilogueNet, dict]:
+    """Rebuild the model of a checkpoint, in eval mode on `device`. Returns (model, checkpoint dict)."""
+    ckpt = read_checkpoint(path)
+    model = MultilogueNet(ModelConfig.from_dict(ckpt["model_config"]))
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{ckpt['path']}: weights do not fit its own model config ({str(e).splitlines()[0]})") from e
+    return model.to(device).eval(), ckpt
+
+
+def check_dims(ckpt: dict, dims: dict[str, int], source: Any) -> None:
+    """Raise CheckpointError naming every modality whose feature width differs from the checkpoint's."""
+    cfg = ckpt["model_config"]
+    diffs = [f"{m} {cfg[f'd_{m}']} vs {dims[m]}" for m in ("text", "audio", "visual") if cfg[f"d_{m}"] != dims[m]]
+    if diffs:
+        raise CheckpointError(
+            f"{ckpt['path']} expects feature dims that {source} does not have ({'; '.join(diffs)}, checkpoint vs data); "
+            "use a checkpoint trained on features from the same extractors"
+        )

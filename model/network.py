@@ -1,0 +1,273 @@
+"""Multilogue-Net: per-modality party/global/emotion recurrences, pairwise attention fusion, task heads.
+
+Equations (DESIGN.md), per dialogue of T utterances and P parties, for modality m with utterance
+features u_t and context features c_t (the text features):
+
+    g_t  = GRU_G([c_t ; q_{spk,t-1}], g_{t-1})                 global state        (dropout)
+    a_t  = sum_{j<t} softmax_j(w . g_j) g_j                     attention over history (0 at t=1)
+    q'   = GRU_P([u_t ; a_t], q_{spk,t-1});  q_{spk,t} = q'     speaker's state     (dropout)
+                                             q_{p,t} = q_{p,t-1} for listeners
+    e_t  = GRU_E(q_{spk,t}, e_{t-1})                            emotion state       (dropout)
+
+The implementation is vectorised for speed, with the same math as the literal loop:
+- every cell's input projections that do not depend on the recurrent state ([c_t], [u_t]) are computed
+  for all steps in one matmul before the loop;
+- the 3 modalities (x 2 directions for the categorical heads) run as one stacked recurrence (bmm over
+  the cell axis), so each step costs a handful of kernels instead of 6x as many;
+- only the speaker's party state is pushed through GRU_P (listeners keep theirs, so computing theirs
+  and discarding it is wasted work);
+- attention over the growing history is an online softmax (running max, numerator, denominator);
+- dialogues are sorted by length and the batch shrinks as dialogues end, so padded steps cost nothing.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.config import ModelConfig
+
+MODALITY_ORDER = ("text", "audio", "visual")
+
+
+class DialogueCell(nn.Module):
+    """The parameters of one modality's recurrence (GRU_G, attention w, GRU_P, GRU_E)."""
+
+    def __init__(self, d_utt: int, d_ctx: int, d_global: int, d_party: int, d_emotion: int):
+        super().__init__()
+        self.d_ctx, self.d_utt = d_ctx, d_utt
+        self.g_cell = nn.GRUCell(d_ctx + d_party, d_global)
+        self.p_cell = nn.GRUCell(d_utt + d_global, d_party)
+        self.e_cell = nn.GRUCell(d_party, d_emotion)
+        self.attention = nn.Linear(d_global, 1, bias=False)
+
+
+def _gru(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """GRU update from precomputed input (gi) and hidden (gh) projections, gate order r, z, n."""
+    hidden = h.shape[-1]
+    rz = torch.sigmoid(gi[..., : 2 * hidden] + gh[..., : 2 * hidden])
+    r, z = rz[..., :hidden], rz[..., hidden:]
+    n = torch.tanh(gi[..., 2 * hidden :] + r * gh[..., 2 * hidden :])
+    return n + z * (h - n)
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return torch.stack(tensors, 0)
+
+
+def run_cells(
+    cells: list[DialogueCell],
+    utt: list[torch.Tensor],
+    ctx: list[torch.Tensor],
+    speaker_idx: torch.Tensor,
+    speaker_onehot: torch.Tensor,
+    active: list[int],
+    dropout: float,
+    training: bool,
+) -> torch.Tensor:
+    """Run K independent cells as one stacked recurrence over time.
+
+    cells: K cells; utt[k]: (T, B, d_utt_k); ctx[k]: (T, B, d_ctx) time-major inputs, dialogues sorted
+    by length (longest first). speaker_idx: (K, T, B) long; speaker_onehot: (K, T, B, P) float, zero
+    rows at padding. active[t]: how many dialogues still run at step t (non-increasing).
+    Returns e: (K, T, B, d_emotion), zeros where a dialogue has ended.
+    """
+    T, B = speaker_idx.shape[1:]
+    P = speaker_onehot.shape[-1]
+    K = len(cells)
+    d_g = cells[0].g_cell.hidden_size
+    d_p = cells[0].p_cell.hidden_size
+    d_e = cells[0].e_cell.hidden_size
+    device, dtype = utt[0].device, utt[0].dtype
+
+    # Input projections that do not depend on the recurrent state, for all steps at once.
+    xg = _stack([F.linear(ctx[k], c.g_cell.weight_ih[:, : c.d_ctx], c.g_cell.bias_ih) for k, c in enumerate(cells)])
+    xp = _stack([F.linear(utt[k], c.p_cell.weight_ih[:, : c.d_utt], c.p_cell.bias_ih) for k, c in enumerate(cells)])
+    # Recurrent-side weights, stacked over cells and transposed for bmm: (K, in, out).
+    wq = _stack([c.g_cell.weight_ih[:, c.d_ctx :].t() for c in cells])
+    wgh = _stack([c.g_cell.weight_hh.t() for c in cells])
+    bgh = _stack([c.g_cell.bias_hh for c in cells]).unsqueeze(1)
+    wa = _stack([c.p_cell.weight_ih[:, c.d_utt :].t() for c in cells])
+    wph = _stack([c.p_cell.weight_hh.t() for c in cells])
+    bph = _stack([c.p_cell.bias_hh for c in cells]).unsqueeze(1)
+    wei = _stack([c.e_cell.weight_ih.t() for c in cells])
+    bei = _stack([c.e_cell.bias_ih for c in cells]).unsqueeze(1)
+    weh = _stack([c.e_cell.weight_hh.t() for c in cells])
+    beh = _stack([c.e_cell.bias_hh for c in cells]).unsqueeze(1)
+    watt = _stack([c.attention.weight[0] for c in cells]).unsqueeze(1)  # (K, 1, d_g)
+
+    def drop(x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, dropout, training) if dropout > 0 and training else x
+
+    n = active[0]
+    g = torch.zeros(K, n, d_g, device=device, dtype=dtype)
+    q = torch.zeros(K, n, P, d_p, device=device, dtype=dtype)
+    e = torch.zeros(K, n, d_e, device=device, dtype=dtype)
+    num = torch.zeros(K, n, d_g, device=device, dtype=dtype)
+    den = torch.zeros(K, n, 1, device=device, dtype=dtype)
+    run_max = torch.full((K, n, 1), float("-inf"), device=device, dtype=dtype)
+    outputs = []
+    for t in range(T):
+        n = active[t]
+        if n == 0:
+            break
+        if g.shape[1] != n:  # dialogues that ended drop out of the batch
+            g, q, e, num, den, run_max = (x[:, :n] for x in (g, q, e, num, den, run_max))
+        idx = speaker_idx[:, t, :n].reshape(K, n, 1, 1).expand(K, n, 1, d_p)
+        s = speaker_onehot[:, t, :n].unsqueeze(-1)  # (K, n, P, 1)
+        q_spk = q.gather(2, idx).squeeze(2)  # (K, n, d_p)
+
+        gi = torch.baddbmm(xg[:, t, :n], q_spk, wq)
+        gh = torch.baddbmm(bgh, g, wgh)
+        g = drop(_gru(gi, gh, g))
+
+        if t == 0:
+            a = torch.zeros(K, n, d_g, device=device, dtype=dtype)
+        else:
+            a = num / den
+        pi = torch.baddbmm(xp[:, t, :n], a, wa)
+        ph = torch.baddbmm(bph, q_spk, wph)
+        q_new = drop(_gru(pi, ph, q_spk))
+        q = q * (1 - s) + q_new.unsqueeze(2) * s
+        q_sel = q.gather(2, idx).squeeze(2)
+
+        ei = torch.baddbmm(bei, q_sel, wei)
+        eh = torch.baddbmm(beh, e, weh)
+        e = drop(_gru(ei, eh, e))
+        outputs.append(e)
+
+        # fold g_t into the attention history for later steps (online softmax)
+        score = (g * watt).sum(-1, keepdim=True)  # (K, n, 1)
+        new_max = torch.maximum(run_max, score)
+        old_scale = torch.exp(run_max - new_max)
+        new_w = torch.exp(score - new_max)
+        num = num * old_scale + new_w * g
+        den = den * old_scale + new_w
+        run_max = new_max
+
+    out = torch.zeros(K, T, B, d_e, device=device, dtype=dtype)
+    for t, e_t in enumerate(outputs):
+        out[:, t, : e_t.shape[1]] = e_t
+    return out
+
+
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence of x (T, B, ...) within its own length; padding stays at the end."""
+    T, B = x.shape[:2]
+    steps = torch.arange(T, device=x.device).unsqueeze(1)  # (T, 1)
+    lens = lengths.to(x.device).unsqueeze(0)  # (1, B)
+    index = torch.where(steps < lens, lens - 1 - steps, steps)  # (T, B)
+    index = index.view(T, B, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(0, index)
+
+
+def pair_fusion(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Bimodal attention: x, y (B, T, D); mask (B, T) bool or None (attend over padding too).
+
+    C = x y^T; x' = softmax_rows(C) y * x; y' = softmax_rows(C^T) x * y; returns [x' ; y'] (B, T, 2D).
+    """
+    c = torch.bmm(x, y.transpose(1, 2))
+    ct = c.transpose(1, 2)
+    if mask is not None:
+        key_pad = ~mask.unsqueeze(1)  # (B, 1, T): hide padded utterances as keys
+        c = c.masked_fill(key_pad, float("-inf"))
+        ct = ct.masked_fill(key_pad, float("-inf"))
+    x_att = torch.bmm(torch.softmax(c, dim=-1), y) * x
+    y_att = torch.bmm(torch.softmax(ct, dim=-1), x) * y
+    return torch.cat([x_att, y_att], dim=-1)
+
+
+class MultilogueNet(nn.Module):
+    """Multilogue-Net for one task: binary / emotion (2 classes, bidirectional) or regression (-3..3).
+
+    forward(text (B,T,d_text), audio (B,T,d_audio), visual (B,T,d_visual), speakers (B,T,P) one-hot,
+    mask (B,T) bool) -> (B,T,2) log-probabilities, or (B,T) sentiment scores for regression.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        cfg = config
+        dims = {"text": cfg.d_text, "audio": cfg.d_audio, "visual": cfg.d_visual}
+
+        def cells() -> nn.ModuleList:
+            return nn.ModuleList(DialogueCell(dims[m], cfg.d_text, cfg.d_global, cfg.d_party, cfg.d_emotion) for m in MODALITY_ORDER)
+
+        self.forward_cells = cells()
+        self.backward_cells = cells() if cfg.bidirectional else None
+        width = 2 if cfg.bidirectional else 1
+        self.hidden = nn.Linear(width * cfg.d_emotion, width * cfg.d_hidden)  # shared by the modalities
+        # three fused pairs of 2 * (width * d_hidden) plus the three hidden vectors
+        self.classifier = nn.Linear(9 * width * cfg.d_hidden, cfg.n_outputs)
+        # Feature standardisation from training statistics (buffers: saved, not trained).
+        for m, d in dims.items():
+            self.register_buffer(f"{m}_mean", torch.zeros(d))
+            self.register_buffer(f"{m}_std", torch.ones(d))
+
+    def set_normalization(self, stats: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """stats: modality -> (mean (d,), std (d,)) from the training set."""
+        for m, (mean, std) in stats.items():
+            getattr(self, f"{m}_mean").copy_(torch.as_tensor(mean))
+            getattr(self, f"{m}_std").copy_(torch.as_tensor(std).clamp_min(1e-6))
+
+    def forward(self, text: torch.Tensor, audio: torch.Tensor, visual: torch.Tensor, speakers: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        B, T = mask.shape
+        mask = mask.bool()
+        lengths = mask.sum(1)
+        order = torch.argsort(lengths, descending=True, stable=True)
+        sorted_already = bool((order == torch.arange(B, device=order.device)).all())
+        if not sorted_already:
+            text, audio, visual, speakers, mask, lengths = (x[order] for x in (text, audio, visual, speakers, mask, lengths))
+        fmask = mask.unsqueeze(-1).to(text.dtype)
+        feats = {
+            m: ((x - getattr(self, f"{m}_mean")) / getattr(self, f"{m}_std")) * fmask
+            for m, x in zip(MODALITY_ORDER, (text, audio, visual))
+        }
+        # time-major for the recurrence
+        tm = {m: x.transpose(0, 1) for m, x in feats.items()}
+        spk = speakers.transpose(0, 1).to(text.dtype)  # (T, B, P); argmax of a padded (all-zero) row picks party 0, as the seed does
+        if cfg.mask_fusion:
+            lens_list = lengths.tolist()
+            active = [sum(1 for L in lens_list if L > t) for t in range(T)]
+        else:  # the seed runs padded steps too; their outputs reach the unmasked fusion
+            active = [B] * T
+
+        cells = list(self.forward_cells)
+        utt = [tm[m] for m in MODALITY_ORDER]
+        ctx = [tm["text"]] * 3
+        spk_all = spk.unsqueeze(0).expand(3, T, B, -1)
+        if cfg.bidirectional:  # the backward cells join the same stacked recurrence on reversed inputs
+            cells += list(self.backward_cells)
+            rev = {m: reverse_padded(x, lengths) for m, x in tm.items()}
+            utt += [rev[m] for m in MODALITY_ORDER]
+            ctx += [rev["text"]] * 3
+            spk_all = torch.cat([spk_all, reverse_padded(spk, lengths).unsqueeze(0).expand(3, T, B, -1)])
+        e = run_cells(cells, utt, ctx, spk_all.argmax(-1), spk_all, active, cfg.recurrent_dropout, self.training)
+        if cfg.bidirectional:  # (6, T, B, d_e) -> (3, T, B, 2 d_e), backward outputs back in time order
+            valid = (torch.arange(T, device=e.device).unsqueeze(1) < lengths.unsqueeze(0)).to(e.dtype).unsqueeze(-1)
+            bwd = torch.stack([reverse_padded(b, lengths) * valid for b in e[3:]])
+            e = torch.cat([e[:3], bwd], dim=-1)
+
+        e = F.dropout(e, cfg.output_dropout, self.training)
+        h = self.hidden(e)
+        if cfg.bidirectional:
+            h = F.relu(h)
+        h = F.dropout(h, cfg.dropout, self.training)
+        h_t, h_a, h_v = (x.transpose(0, 1) for x in h)  # (B, T, D)
+        fusion_mask = mask if cfg.mask_fusion else None
+        fused = torch.cat(
+            [pair_fusion(h_t, h_a, fusion_mask), pair_fusion(h_v, h_a, fusion_mask), pair_fusion(h_t, h_v, fusion_mask), h_t, h_a, h_v],
+            dim=-1,
+        )
+        out = self.classifier(fused)
+        out = F.log_softmax(out, dim=-1) if cfg.task != "regression" else 3.0 * torch.tanh(out.squeeze(-1))
+        if not sorted_already:
+            out = out[torch.argsort(order)]
+        return out
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,318 @@
+"""Train and evaluate Multilogue-Net on a dataset, honestly: model selection on a validation split of the
+training videos, the test split touched once at the end.
+
+A run folder receives checkpoint.pt (the best epoch), last.pt (resume state, every epoch), config.json,
+metrics.json, curves.png and TensorBoard scalars in tensorboard/.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from data.dataset import EMOTIONS, feature_dims, load_dataset, split_counts
+from data.errors import CheckpointError, DatasetError
+from data.fileio import atomic_write_bytes
+from data.torchdata import Batch, DialogueDataset, collate
+from model.checkpoint import check_dims, load_model, make_checkpoint, save_checkpoint
+from model.config import ModelConfig, TrainConfig
+from model.metrics import PRIMARY, task_metrics
+from model.network import MultilogueNet
+
+log = logging.getLogger(__name__)
+Progress = Callable[..., None]
+RESUME_NAME = "last.pt"
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise DatasetError("--device cuda: no CUDA device is visible; use --device cpu or auto")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def split_validation(videos: list[str], ratio: float, seed: int) -> tuple[list[str], list[str]]:
+    """Seeded split of training videos into (train, valid); valid gets round(ratio * n), at least 1 when
+    ratio > 0 and there are two or more videos."""
+    if ratio <= 0 or len(videos) < 2:
+        return list(videos), []
+    n_valid = min(max(1, round(ratio * len(videos))), len(videos) - 1)
+    order = list(videos)
+    random.Random(seed).shuffle(order)
+    valid = set(order[:n_valid])
+    return [v for v in videos if v not in valid], [v for v in videos if v in valid]
+
+
+def feature_stats(ds: dict, videos: list[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Per-feature mean and std over the utterances of `videos`: modality -> ((d,), (d,))."""
+    stats = {}
+    for m in ("text", "audio", "visual"):
+        x = np.concatenate([ds[f"{m}_feat"][v] for v in videos]).astype(np.float64)
+        std = x.std(0)
+        stats[m] = (torch.tensor(x.mean(0), dtype=torch.float32), torch.tensor(np.where(std < 1e-6, 1.0, std), dtype=torch.float32))
+    return stats
+
+
+def class_weights(dataset: DialogueDataset) -> torch.Tensor:
+    """Inverse-frequency weights n / (2 n_c) from the training targets; (2,)."""
+    y = torch.cat([item[4] for item in dataset.items])
+    y = y[~torch.isnan(y)].long()
+    counts = torch.bincount(y, minlength=2).float()
+    weights = len(y) / (2 * counts.clamp_min(1))
+    weights[counts == 0] = 0.0
+    return weights
+
+
+def batch_loss(model_out: torch.Tensor, batch: Batch, task: str, weights: torch.Tensor | None) -> tuple[torch.Tensor, int]:
+    """Mean loss over labelled utterances and their count: class-weighted NLL, or MSE for regression."""
+    keep = batch.mask & ~torch.isnan(batch.targets)
+    n = int(keep.sum())
+    if n == 0:
+        return model_out.sum() * 0.0, 0
+    y = batch.targets[keep]
+    if task == "regression":
+        return F.mse_loss(model_out[keep], y), n
+    return F.nll_loss(model_out[keep], y.long(), weight=weights), n
+
+
+def _batches(dataset: DialogueDataset, batch_size: int, shuffle: bool, generator: torch.Generator | None = None):
+    order = torch.randperm(len(dataset), generator=generator).tolist() if shuffle else list(range(len(dataset)))
+    for i in range(0, len(order), batch_size):
+        yield collate([dataset[j] for j in order[i : i + batch_size]])
+
+
+@torch.no_grad()
+def evaluate(model: MultilogueNet, dataset: DialogueDataset, task: str, device: torch.device, weights: torch.Tensor | None = None, batch_size: int = 128) -> dict[str, Any]:
+    """Loss and metrics on `dataset`; also the per-utterance outputs. Returns {"loss", "metrics", "outputs"}."""
+    model.eval()
+    total, count = 0.0, 0
+    truth, outputs, sentiment = [], [], []
+    for batch in _batches(dataset, batch_size, shuffle=False):
+        batch = batch.to(device)
+        out = model(*batch.inputs())
+        loss, n = batch_loss(out, batch, task, weights)
+        total, count = total + float(loss) * n, count + n
+        keep = batch.mask & ~torch.isnan(batch.targets)
+        truth.append(batch.targets[keep].cpu())
+        sentiment.append(batch.sentiment[keep].cpu())
+        outputs.append((out[keep] if task == "regression" else out[keep].argmax(-1)).float().cpu())
+    truth_np = torch.cat(truth).numpy() if truth else np.zeros(0)
+    out_np = torch.cat(outputs).numpy() if outputs else np.zeros(0)
+    sent_np = torch.cat(sentiment).numpy() if sentiment else np.zeros(0)
+    if task != "regression":
+        truth_np, out_np = truth_np.astype(int), out_np.astype(int)
+    metrics = task_metrics(task, truth_np, out_np, sentiment=sent_np) if count else {}
+    return {"loss": total / count if count else float("nan"), "metrics": metrics, "n": count}
+
+
+def _labelled(dataset: DialogueDataset) -> int:
+    return int(sum((~torch.isnan(item[4])).sum() for item in dataset.items))
+
+
+def _save_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=float) + "\n").encode())
+
+
+def _plot_curves(history: list[dict], task: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = PRIMARY[task][0]
+    epochs = [h["epoch"] for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax1.plot(epochs, [h["train_loss"] for h in history], label="train")
+    ax1.plot(epochs, [h["valid_loss"] for h in history], label="valid")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("loss")
+    ax1.legend()
+    ax2.plot(epochs, [h["valid"].get(metric, float("nan")) for h in history], color="C1")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel(f"valid {metric}")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def prepare(ds: dict, task: str, emotion: str | None, source: Any) -> None:
+    """Refuse data this task cannot train on, with a message that names the fix."""
+    counts = split_counts(ds)
+    if counts["train"][0] == 0:
+        raise DatasetError(f"{source}: the train split is empty; list training video ids in 'train' (or re-extract with --test-ratio < 1)")
+    if counts["test"][0] == 0:
+        raise DatasetError(f"{source}: the test split is empty; list held-out video ids in 'test' (or re-extract with --test-ratio > 0)")
+    if task == "emotion" and emotion not in EMOTIONS:
+        raise DatasetError(f"--emotion {emotion}: unknown emotion; choose one of {', '.join(EMOTIONS)}, or all")
+
+
+def run_training(
+    data: dict | str | Path,
+    out: str | Path,
+    tcfg: TrainConfig,
+    model_overrides: dict | None = None,
+    progress: Progress | None = None,
+    resume: bool = False,
+) -> dict:
+    """Train one model; return the metrics dict written to out/metrics.json ({"best_epoch", "valid", "test"})."""
+    out = Path(out)
+    source = data if not isinstance(data, dict) else "dataset"
+    ds = data if isinstance(data, dict) else load_dataset(data)
+    task, emotion = tcfg.task, tcfg.emotion
+    prepare(ds, task, emotion, source)
+    resume_path = out / RESUME_NAME
+    state = None
+    if resume:
+        if not resume_path.exists():
+            raise CheckpointError(f"{resume_path}: nothing to resume; start the run without --resume")
+        state = torch.load(resume_path, map_location="cpu", weights_only=True)
+        tcfg = TrainConfig(**{**state["train_config"], "epochs": max(tcfg.epochs, state["train_config"]["epochs"])})
+        model_overrides = state["model_config"]
+    device = pick_device(tcfg.device)
+    torch.manual_seed(tcfg.seed)
+    np.random.seed(tcfg.seed)
+
+    train_ids, valid_ids = split_validation(ds["train"], tcfg.valid_ratio, tcfg.seed)
+    train_set = DialogueDataset(ds, train_ids, task, emotion)
+    valid_set = DialogueDataset(ds, valid_ids, task, emotion)
+    test_set = DialogueDataset(ds, ds["test"], task, emotion)
+    if _labelled(train_set) == 0:
+        col = emotion or "sentiment"
+        raise DatasetError(f"{source}: no training utterance has a '{col}' label; label the data or pick another --task/--emotion")
+
+    dims = feature_dims(ds)
+    mcfg = ModelConfig.for_task(task, dims["text"], dims["audio"], dims["visual"], **(model_overrides or {}))
+    mcfg.task, mcfg.d_text, mcfg.d_audio, mcfg.d_visual = task, dims["text"], dims["audio"], dims["visual"]
+    model = MultilogueNet(mcfg)
+    if tcfg.normalize:
+        model.set_normalization(feature_stats(ds, train_ids))
+    model.to(device)
+    weights = class_weights(train_set).to(device) if task != "regression" else None
+    optimizer = torch.optim.Adam(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.l2)
+    generator = torch.Generator().manual_seed(tcfg.seed)
+
+    history: list[dict] = []
+    best = {"score": None, "epoch": 0, "bad": 0}
+    start = 1
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        history, best = state["history"], state["best"]
+        start = state["epoch"] + 1
+        log.info("resuming %s at epoch %d", out, start)
+
+    out.mkdir(parents=True, exist_ok=True)
+    feature_spec = ds["meta"].get("features", {})
+    _save_json(out / "config.json", {"train": tcfg.to_dict(), "model": mcfg.to_dict(), "data": str(source), "feature_spec": feature_spec,
+                                     "splits": {"train": len(train_ids), "valid": len(valid_ids), "test": len(ds["test"])}})
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(out / "tensorboard"))
+    metric_name = PRIMARY[task][0]
+    n_batches = math.ceil(len(train_set) / tcfg.batch_size)
+    try:
+        for epoch in range(start, tcfg.epochs + 1):
+            if best["bad"] >= tcfg.patience and valid_ids:
+                break
+            model.train()
+            total, count = 0.0, 0
+            for i, batch in enumerate(_batches(train_set, tcfg.batch_size, True, generator), 1):
+                batch = batch.to(device)
+                optimizer.zero_grad(set_to_none=True)
+                loss, n = batch_loss(model(*batch.inputs()), batch, task, weights)
+                if n:
+                    loss.backward()
+                    optimizer.step()
+                total, count = total + float(loss) * n, count + n
+                if progress:
+                    progress(i, n_batches + 1, loss=total / max(count, 1), _new=(i == 1), _desc=f"epoch {epoch}/{tcfg.epochs}")
+            train_loss = total / max(count, 1)
+            val = evaluate(model, valid_set, task, device, weights) if valid_ids else {"loss": train_loss, "metrics": {}}
+            record = {"epoch": epoch, "train_loss": train_loss, "valid_loss": val["loss"], "valid": val["metrics"]}
+            history.append(record)
+            writer.add_scalar("loss/train", train_loss, epoch)
+            if valid_ids:
+                writer.add_scalar("loss/valid", val["loss"], epoch)
+                for k, v in val["metrics"].items():
+                    writer.add_scalar(f"valid/{k}", v, epoch)
+            # selection on validation loss: smoother than accuracy on a small validation split
+            score = val["loss"] if valid_ids else -epoch
+            if best["score"] is None or score < best["score"]:
+                best = {"score": score, "epoch": epoch, "bad": 0}
+                save_checkpoint(make_checkpoint(model, task, emotion, feature_spec, {"train_config": tcfg.to_dict(), "epoch": epoch}), out / "checkpoint.pt")
+            else:
+                best["bad"] += 1
+            if progress:
+                progress(n_batches + 1, n_batches + 1, loss=train_loss, valid_loss=val["loss"], **{f"valid_{metric_name}": val["metrics"].get(metric_name, float("nan"))})
+            save_checkpoint(
+                {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+                 "torch_rng": torch.get_rng_state(), "history": history, "best": best, "train_config": tcfg.to_dict(), "model_config": mcfg.to_dict()},
+                resume_path,
+            )
+    finally:
+        writer.close()
+
+    best_model, _ = load_model(out / "checkpoint.pt", device)
+    final_valid = evaluate(best_model, valid_set, task, device, weights) if valid_ids else {"loss": float("nan"), "metrics": {}}
+    final_test = evaluate(best_model, test_set, task, device, weights)
+    metrics = {
+        "task": task,
+        "emotion": emotion,
+        "best_epoch": best["epoch"],
+        "epochs_run": len(history),
+        "valid": {"loss": final_valid["loss"], **final_valid["metrics"]},
+        "test": {"loss": final_test["loss"], **final_test["metrics"]},
+    }
+    _save_json(out / "metrics.json", metrics)
+    _plot_curves(history, task, out / "curves.png")
+    return metrics
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "test", device: str = "auto") -> dict[str, dict]:
+    """Metrics of a checkpoint on a dataset split ("train", "test" or "all"): {title: metrics}."""
+    dev = pick_device(device)
+    model, ckpt = load_model(checkpoint, dev)
+    ds = load_dataset(data)
+    check_dims(ckpt, feature_dims(ds), data)
+    videos = {"train": ds["train"], "test": ds["test"], "all": ds["ID"]}[split]
+    if not videos:
+        raise DatasetError(f"{data}: the {split} split is empty; pick another --split")
+    dataset = DialogueDataset(ds, videos, ckpt["task"], ckpt["emotion"])
+    result = evaluate(model, dataset, ckpt["task"], dev)
+    title = f"{ckpt['task']}{'/' + ckpt['emotion'] if ckpt.get('emotion') else ''} on {split} ({len(videos)} videos, {result['n']} utterances)"
+    return {title: {"loss": result["loss"], **result["metrics"]}}
+
+
+def format_metrics(metrics: dict[str, float], title: str = "") -> str:
+    """A two-column table of metric names and values."""
+    lines = [title] if title else []
+    for k, v in metrics.items():
+        if isinstance(v, (int, float)):
+            lines.append(f"  {k:<18} {v:8.4f}" if abs(v) < 10 else f"  {k:<18} {v:8.2f}")
+    return "\n".join(lines)
+
+
+def write_summary(results: dict[str, dict], out: str | Path) -> str:
+    """Write summary.json and summary.md for several runs (e.g. the six emotions); return the table."""
+    out = Path(out)
+    names = sorted({k for r in results.values() for k in r["test"] if k != "loss"})
+    rows = ["| run | best epoch | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for run, r in results.items():
+        rows.append(f"| {run} | {r['best_epoch']} | " + " | ".join(f"{r['test'].get(k, float('nan')):.2f}" for k in names) + " |")
+    table = "\n".join(rows)
+    _save_json(out / "summary.json", results)
+    atomic_write_bytes(out / "summary.md", ("Test metrics (model selected on validation)\n\n" + table + "\n").encode())
+    return table

@@ -1,0 +1,115 @@
+"""Multilogue-Net: parameter counts, equivalence with the literal equations, edge cases, masking."""
+
+import pytest
+import torch
+
+from model.config import ModelConfig
+from model.network import MultilogueNet, count_parameters
+from tests.reference_multilogue import reference_forward
+
+
+def make_batch(lengths, parties=2, dims=(12, 10, 6), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    B, T = len(lengths), max(lengths)
+    mask = torch.zeros(B, T, dtype=torch.bool)
+    for b, L in enumerate(lengths):
+        mask[b, :L] = True
+    feats = [torch.randn(B, T, d, generator=g) * mask.unsqueeze(-1) for d in dims]
+    who = torch.randint(0, parties, (B, T), generator=g)
+    speakers = torch.nn.functional.one_hot(who, parties).float() * mask.unsqueeze(-1)
+    return (*feats, speakers, mask)
+
+
+def small_model(task, mask_fusion=True, dims=(12, 10, 6), seed=0):
+    torch.manual_seed(seed)
+    cfg = ModelConfig.for_task(task, *dims, d_global=9, d_party=8, d_emotion=7, d_hidden=5, mask_fusion=mask_fusion)
+    model = MultilogueNet(cfg).eval()
+    with torch.no_grad():  # non-trivial normalisation so that it is exercised too
+        model.set_normalization({m: (torch.randn(d) * 0.1, torch.rand(d) + 0.5) for m, d in zip(("text", "audio", "visual"), dims)})
+    return model
+
+
+@pytest.mark.parametrize("task,expected", [("binary", 3_586_202), ("regression", 1_782_201), ("emotion", 3_586_202)])
+def test_paper_parameter_counts(task, expected):
+    assert count_parameters(MultilogueNet(ModelConfig.for_task(task, 300, 384, 35))) == expected
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+@pytest.mark.parametrize("mask_fusion", [True, False])
+def test_fast_model_matches_literal_equations(task, mask_fusion):
+    model = small_model(task, mask_fusion)
+    batch = make_batch([5, 2, 7, 1, 7, 3], parties=3)
+    with torch.no_grad():
+        fast = model(*batch)
+        ref = reference_forward(model, *batch)
+    mask = batch[-1]
+    if mask_fusion:  # padded outputs are meaningless and masked everywhere downstream
+        fast, ref = fast[mask], ref[mask]
+    torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_gradients_match_literal_equations():
+    model = small_model("binary")
+    batch = make_batch([4, 6, 2], parties=2)
+    mask = batch[-1]
+    model.zero_grad()
+    model(*batch)[mask].sum().backward()
+    fast = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    reference_forward(model, *batch)[mask].sum().backward()
+    for a, (name, p) in zip(fast, model.named_parameters()):
+        torch.testing.assert_close(a, p.grad, rtol=1e-3, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_batch_of_one_dialogue_and_one_utterance(task):
+    model = small_model(task)
+    for lengths in ([1], [4], [1, 1]):
+        batch = make_batch(lengths)
+        with torch.no_grad():
+            out = model(*batch)
+            ref = reference_forward(model, *batch)
+        assert out.shape[:2] == (len(lengths), max(lengths))
+        assert torch.isfinite(out).all()
+        torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_padding_does_not_change_real_outputs():
+    model = small_model("binary")
+    short = make_batch([3], seed=3)
+    padded = make_batch([3, 9], seed=3)
+    padded = tuple(torch.cat([s, p[1:]]) if s.dim() == p.dim() else p for s, p in zip([torch.nn.functional.pad(x, (0, 0, 0, 6)) if x.dim() == 3 else torch.nn.functional.pad(x, (0, 6)) for x in short], padded))
+    with torch.no_grad():
+        alone = model(*short)[0, :3]
+        in_batch = model(*padded)[0, :3]
+    torch.testing.assert_close(alone, in_batch, rtol=1e-4, atol=1e-5)
+
+
+def test_faithful_mode_lets_padding_leak_into_fusion():
+    """The seed's unmasked softmax attends over padded utterances; our default does not."""
+    faithful = small_model("binary", mask_fusion=False)
+    masked = small_model("binary", mask_fusion=True)
+    masked.load_state_dict(faithful.state_dict())
+    short = make_batch([3], seed=5)
+    long = tuple(torch.nn.functional.pad(x, (0, 0, 0, 4)) if x.dim() == 3 else torch.nn.functional.pad(x, (0, 4)) for x in short)
+    with torch.no_grad():
+        assert torch.allclose(masked(*short)[0, :3], masked(*long)[0, :3], atol=1e-5)
+        assert not torch.allclose(faithful(*short)[0, :3], faithful(*long)[0, :3], atol=1e-5)
+
+
+def test_unsorted_batch_gives_same_result_as_each_dialogue_alone():
+    model = small_model("regression")
+    batch = make_batch([2, 6, 4], seed=7)
+    with torch.no_grad():
+        together = model(*batch)
+        for b, L in enumerate([2, 6, 4]):
+            alone = model(*(x[b : b + 1, :L] for x in batch))
+            torch.testing.assert_close(together[b, :L], alone[0], rtol=1e-4, atol=1e-5)
+
+
+def test_any_number_of_parties():
+    model = small_model("binary")
+    for parties in (1, 2, 5):
+        with torch.no_grad():
+            out = model(*make_batch([4, 3], parties=parties))
+        assert torch.isfinite(out).all()
