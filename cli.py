@@ -89,7 +89,6 @@ def add_import_csd(isub) -> None:
         "csd",
         help="CMU-MultimodalSDK computational sequences (.csd): CMU-MOSEI, CMU-MOSI",
         description="Each label interval becomes one utterance; every modality is averaged over it, weighted by overlap.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     s.add_argument("--labels", type=Path, required=True, help="labels .csd: 7 columns (CMU_MOSEI_Labels) or 1 sentiment column (CMU_MOSI_Opinion_Labels)")
     s.add_argument("--text", type=Path, help="word vectors .csd, e.g. CMU_MOSEI_TimestampedWordVectors (omitted: zero-width text features)")
@@ -116,11 +115,17 @@ def cmd_import_csd(args) -> int:
     inputs = [p for p in (args.labels, args.text, args.audio, args.visual, args.words, args.folds) if p is not None]
     if any(p.resolve() == args.out.resolve() for p in inputs):
         raise UserError(f"import csd: -o {args.out} is one of the inputs; write the dataset to a new file")
-    ds, report = import_csd(
-        args.labels, text=args.text, audio=args.audio, visual=args.visual, words=args.words, folds=args.folds,
-        test_ratio=test_ratio, seed=0 if args.seed is None else args.seed, keep_missing=args.keep_missing,
-        progress=_tqdm_progress("import", "video"),
-    )
+    progress = _tqdm_progress("import", "video") if sys.stderr.isatty() else None
+    try:
+        ds, report = import_csd(
+            args.labels, text=args.text, audio=args.audio, visual=args.visual, words=args.words, folds=args.folds,
+            test_ratio=test_ratio, seed=0 if args.seed is None else args.seed, keep_missing=args.keep_missing,
+            progress=progress,
+        )
+    except UserError:
+        if progress is not None:
+            print(file=sys.stderr)  # end the bar's line so the error stands on its own
+        raise
     save_dataset(ds, args.out)
     print(f"wrote {args.out}: " + report.summary_lines()[0])
     for line in report.summary_lines()[1:]:

@@ -214,12 +214,14 @@ class CsdImportReport:
                 f"  {m}: dim {dim}, missing videos {len(self.missing.get(m, []))}, "
                 f"zero-overlap utterances {self.zero_overlap.get(m, 0)}, non-finite values {self.nonfinite.get(m, 0)}"
             )
+        if "words" in self.missing:
+            lines.append(f"  words: missing videos {len(self.missing['words'])} (their sentences are empty)")
         for label, ids, hint in (
             ("dropped (missing from a modality)", self.dropped, " (--keep-missing keeps them with zeros)"),
             ("kept with zero features (--keep-missing)", self.filled, ""),
             ("skipped (no labelled segments)", self.empty, ""),
             ("left out (in no fold)", self.unlisted, ""),
-            ("fold ids without labelled data", self.fold_absent, ""),
+            ("fold ids not in the labels file", self.fold_absent, ""),
         ):
             if ids:
                 lines.append(f"  {label}: {len(ids)}{hint}: {_preview(ids)}")
@@ -333,22 +335,20 @@ def import_csd(
         why = f"{len(report.dropped)} dropped for a missing modality (try --keep-missing)" if report.dropped else "the labels file has no segments"
         raise DatasetError(f"{label_file.path}: no video to import ({why}); check that the files belong to the same dataset")
     if fold_lists is not None:
-        known = set(ids)
-        listed = set(fold_lists["train"]) | set(fold_lists["valid"]) | set(fold_lists["test"])
-        report.fold_absent = sorted(listed - known)
+        train_set = set(fold_lists["train"]) | set(fold_lists["valid"])
+        test_set, valid_set = set(fold_lists["test"]), set(fold_lists["valid"])
+        listed = train_set | test_set
+        report.fold_absent = sorted(listed - set(ids) - set(report.dropped) - set(report.empty))
         report.unlisted = [v for v in ids if v not in listed]
-        train = [v for v in ids if v in set(fold_lists["train"]) | set(fold_lists["valid"])]
-        test = [v for v in ids if v in set(fold_lists["test"])]
-        valid = [v for v in ids if v in set(fold_lists["valid"])]
-        splits = {"source": Path(folds).name, "valid": valid}
-        for v in report.unlisted:
-            _drop(ds, v)
-        if not ds["ID"]:
+        if len(report.unlisted) == len(ids):
             raise DatasetError(f"{folds}: none of the {len(ids)} imported videos is in a fold; is it the folds file of this dataset?")
+        _drop(ds, set(report.unlisted))
+        train = [v for v in ds["ID"] if v in train_set]
+        test = [v for v in ds["ID"] if v in test_set]
+        splits = {"source": Path(folds).name, "valid": [v for v in ds["ID"] if v in valid_set]}
     else:
         train, test = _random_split(ids, test_ratio, seed)
-        valid = []
-        splits = {"source": "random", "test_ratio": test_ratio, "seed": seed, "valid": valid}
+        splits = {"source": "random", "test_ratio": test_ratio, "seed": seed, "valid": []}
     ds["train"], ds["test"] = train, test
     ds["meta"]["splits"] = splits
 
@@ -363,12 +363,12 @@ def import_csd(
     return ds, report
 
 
-def _drop(ds: dict, vid: str) -> None:
-    ds["ID"].remove(vid)
-    for key in ("speakers", "labels", "text_feat", "audio_feat", "visual_feat", "sentence_in_text"):
-        ds[key].pop(vid, None)
-    ds["meta"]["timings"].pop(vid, None)
-    ds["meta"]["csd_rows"].pop(vid, None)
+def _drop(ds: dict, vids: set[str]) -> None:
+    """Remove `vids` from every per-video part of `ds`."""
+    ds["ID"] = [v for v in ds["ID"] if v not in vids]
+    for part in (*(ds[k] for k in ("speakers", "labels", "text_feat", "audio_feat", "visual_feat", "sentence_in_text")), ds["meta"]["timings"], ds["meta"]["csd_rows"]):
+        for v in vids:
+            part.pop(v, None)
 
 
 def _import_videos(label_file: CsdFile, files: dict[str, CsdFile], keep_missing: bool, report: CsdImportReport, progress: Progress | None) -> dict:
