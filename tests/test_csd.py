@@ -247,6 +247,21 @@ def test_real_mosi_opinion_labels(tmp_path):
     assert ds["text_feat"]["VbQk4H8hgr0"].shape[1] == 0
 
 
+@pytest.mark.skipif(not (SHARED / "mosi" / "mosi_dev.pkl").exists(), reason="real data not present (../shared/data)")
+def test_real_mosi_labels_with_folds_match_an_independent_release(tmp_path):
+    from data.fileio import safe_load_pickle
+
+    seed = safe_load_pickle(SHARED / "mosi" / "mosi_dev.pkl")  # the seed's 9-tuple: labels [2], train [7], test [8]
+    folds = tmp_path / "folds.json"
+    folds.write_text(json.dumps({"train": list(seed[7]), "test": list(seed[8])}))
+    ds, report = import_csd(MOSI_LABELS, folds=folds)
+    assert (len(ds["train"]), len(ds["test"]), len(report.unlisted)) == (62, 11, 20)
+    for vid in ds["ID"]:
+        back = np.empty(len(ds["labels"][vid]), np.float32)
+        back[ds["meta"]["csd_rows"][vid]] = ds["labels"][vid][:, 0]  # undo the time ordering
+        np.testing.assert_allclose(back, np.asarray(seed[2][vid], np.float32).ravel(), atol=1e-5)
+
+
 # ---------------------------------------------------------------- user errors: exit 2, one line, no file
 def _broken(tmp_path: Path, case: str) -> tuple[list[str], str]:
     """Build one broken input; return (argv, text the error line must contain)."""
