@@ -51,14 +51,61 @@ def _tqdm_progress(desc: str, unit: str):
 
 # ---------------------------------------------------------------- extract
 def add_extract(sub) -> None:
-    p = sub.add_parser("extract", help="clips + transcripts -> dataset file", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("folder", type=Path, help="folder of clips (searched recursively)")
+    p = sub.add_parser(
+        "extract",
+        help="clips + transcripts -> dataset file",
+        description="Turn a folder of clips (searched recursively) and the transcripts beside them into a dataset file. "
+        "Features are cached per clip, so a rerun only computes new or changed clips. Exit status: 0 all clips "
+        "worked, 1 some failed (the rest are written; see failures.json beside the output), 2 usage error.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("folder", type=Path, help="folder of clips: mp4 mov mpg avi mkv webm, or audio-only wav mp3 flac m4a ogg")
     p.add_argument("-o", "--out", type=Path, default=Path("dataset.pkl"), help="dataset file to write")
+    p.add_argument("--text", default="glove", choices=("glove",), help="text extractor")
+    p.add_argument("--glove", type=Path, default=None, help="GloVe/word2vec text file to use instead of the packaged GloVe 6B 50-d (converted once, then memory-mapped)")
+    p.add_argument("--audio-features", default="IS09", choices=("IS09", "eGeMAPSv02", "emobase", "ComParE_2016", "mfcc"), help="openSMILE functionals, or torchaudio MFCC mean+std")
+    p.add_argument("--visual", default="facemesh", choices=("facemesh", "pyfeat", "none"), help="visual extractor")
+    p.add_argument("--pyfeat-weights", type=Path, default=None, help="folder with py-feat's model weights (offline use of --visual pyfeat)")
+    p.add_argument("--fps", type=float, default=5.0, help="video frames sampled per second")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores; 1 = in this process)")
+    p.add_argument("--test-ratio", type=float, default=0.2, help="share of videos in the test split (unless labels.csv has a split column)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the train/test split")
+    p.add_argument("--strict", action="store_true", help="stop at the first clip that fails")
+    p.add_argument("--cache-dir", type=Path, default=None, help="per-clip feature cache (default: .cache/extract beside the output)")
     p.set_defaults(func=cmd_extract)
 
 
 def cmd_extract(args) -> int:
-    raise UserError("extract: not available yet in this build")
+    from pipeline.extract import ClipFailed, extract_folder
+
+    if args.glove is not None and not args.glove.is_file():
+        raise UserError(f"--glove {args.glove}: no such file; pass a GloVe or word2vec text file")
+    if args.pyfeat_weights is not None and args.visual != "pyfeat":
+        raise UserError("--pyfeat-weights only applies with --visual pyfeat")
+    try:
+        report = extract_folder(
+            args.folder, args.out, audio="mfcc" if args.audio_features == "mfcc" else "opensmile", text=args.text,
+            visual=args.visual, glove=args.glove, audio_features=args.audio_features, fps=args.fps, workers=args.workers,
+            test_ratio=args.test_ratio, seed=args.seed, strict=args.strict, cache_dir=args.cache_dir,
+            pyfeat_weights=args.pyfeat_weights, progress=_tqdm_progress("extract", "clip"),
+        )
+    except ClipFailed as e:
+        print(f"error: --strict: stopped at {e.clip}: {e.reason}", file=sys.stderr)
+        return 1
+    print(
+        f"wrote {report.out}: {len(report.videos)} videos, {report.utterances} utterances "
+        f"(train {report.train} / test {report.test} videos; {report.cached} cached, {report.computed} computed)"
+    )
+    if report.audio_only:
+        print(f"audio-only (visual features are zeros): {len(report.audio_only)} clip(s)")
+    if report.automatic_text:
+        print(f"automatic text (pocketsphinx, no transcript): {len(report.automatic_text)} clip(s)")
+    if report.failures:
+        print(f"{len(report.failures)} of {report.clips} clips failed (listed in {report.failures_path}):", file=sys.stderr)
+        for f in report.failures:
+            print(f"  {f['clip']}: {f['reason']}", file=sys.stderr)
+        return 1
+    return 0
 
 
 # ---------------------------------------------------------------- import

@@ -8,10 +8,14 @@ Two jobs:
      which yields a start and end frame per word (10 ms frames).
   3. A line spans from its first aligned word's start to its last aligned word's end.
   4. Lines with no known word share the gap between their aligned neighbours in proportion to their
-     character counts. If the alignment fails as a whole (no known words, silence, or a transcript that
-     does not match the audio), every line gets a share of the voiced part of the clip proportional to its
-     character count ("proportional").
-  Returns the spans and the method used: "aligned" or "proportional".
+     character counts.
+  When the alignment fails as a whole (no known words, unusual voices such as synthetic speech, or a
+  transcript that does not match the audio) the lines are spread over the speech instead:
+  pocketsphinx's voice-activity detector finds speech regions; with as many regions as lines, each line
+  takes one region ("vad"); otherwise each line gets a share of the speech time proportional to its
+  character count, with cuts moved to the nearest pause between regions when there are enough pauses
+  ("proportional"). Without any detected speech the voiced span (by energy) is shared the same way.
+  Returns the spans and the method used: "aligned", "vad" or "proportional".
 
 `transcribe(audio, sr)` is for clips with no transcript: pocketsphinx's voice-activity detector finds
 speech regions; each is decoded with the default language model, tuned for speed (no flat-lexicon
@@ -110,6 +114,57 @@ def _widen(spans: list[tuple[float, float]], duration: float) -> list[tuple[floa
     return out
 
 
+def speech_regions(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, min_gap: float = 0.3) -> list[tuple[float, float]]:
+    """(start, end) seconds of speech found by pocketsphinx's voice-activity detector; gaps < min_gap merged."""
+    from pocketsphinx import Segmenter
+
+    regions: list[tuple[float, float]] = []
+    for region in Segmenter(sample_rate=sample_rate).segment(io.BytesIO(to_pcm16(audio, sample_rate))):
+        if regions and region.start_time - regions[-1][1] < min_gap:
+            regions[-1] = (regions[-1][0], float(region.end_time))
+        else:
+            regions.append((float(region.start_time), float(region.end_time)))
+    return regions
+
+
+def spread_over_speech(audio: np.ndarray, sample_rate: int, lines: list[str]) -> tuple[list[tuple[float, float]], str]:
+    """Spans for `lines` without word timings: one per speech region when counts match, else by length."""
+    duration = len(audio) / sample_rate
+    regions = speech_regions(audio, sample_rate) or [voiced_span(audio, sample_rate)]
+    if len(regions) == len(lines):
+        return _widen(regions, duration), "vad"
+    # A timeline of speech only: position p in [0, total] maps back to clip time through the regions.
+    lengths = np.array([b - a for a, b in regions])
+    offsets = np.concatenate([[0.0], np.cumsum(lengths)])
+    total = float(offsets[-1])
+
+    def to_clip(p: float) -> float:
+        k = int(np.clip(np.searchsorted(offsets, p, side="right") - 1, 0, len(regions) - 1))
+        return regions[k][0] + (p - offsets[k])
+
+    weights = np.maximum(np.array([len(line) for line in lines], dtype=np.float64), 1.0)
+    targets = total * np.cumsum(weights)[:-1] / weights.sum()
+    pauses = list(offsets[1:-1])  # speech-time positions of the gaps between regions
+    cuts: list[float] = []
+    if len(pauses) >= len(targets):
+        lo = 0
+        for k, target in enumerate(targets):  # nearest pause to each target, in order, leaving enough for the rest
+            hi = len(pauses) - (len(targets) - k)
+            j = lo + int(np.argmin([abs(p - target) for p in pauses[lo : hi + 1]]))
+            cuts.append(pauses[j])
+            lo = j + 1
+        bounds = [regions[0][0]]
+        for c in cuts:
+            k = int(np.searchsorted(offsets, c))
+            bounds += [regions[k - 1][1], regions[k][0]]
+        bounds.append(regions[-1][1])
+        spans = list(zip(bounds[0::2], bounds[1::2]))
+    else:
+        edges = [0.0, *targets, total]
+        spans = [(to_clip(a), to_clip(b) if b < total else regions[-1][1]) for a, b in zip(edges[:-1], edges[1:])]
+    return _widen([(float(a), float(b)) for a, b in spans], duration), "proportional"
+
+
 def align_lines(audio: np.ndarray, sample_rate: int, lines: list[str]) -> tuple[list[tuple[float, float]], str]:
     """Time spans for untimed transcript lines, in order.
 
@@ -132,9 +187,10 @@ def align_lines(audio: np.ndarray, sample_rate: int, lines: list[str]) -> tuple[
             log.debug("forced alignment failed: %s", e)
             aligned = []
     if len(aligned) != len(flat) or not flat:
-        log.warning("could not align %d transcript lines to the audio; spreading them over the voiced part by length", len(lines))
-        start, end = voiced_span(audio, sample_rate)
-        return _widen(_share(start, end, [len(line) for line in lines]), duration), "proportional"
+        spans, method = spread_over_speech(audio, sample_rate, lines)
+        log.warning("could not force-align %d transcript lines to the audio; placed them by %s", len(lines),
+                    "speech regions" if method == "vad" else "length over the speech")
+        return spans, method
 
     spans: list[tuple[float, float] | None] = []
     k = 0

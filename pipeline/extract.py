@@ -1,0 +1,508 @@
+"""Extraction: a folder of clips (+ transcripts, + labels.csv) -> one dataset file.
+
+    report = extract_folder("videos/", "dataset.pkl")
+
+For every clip found (recursively: mp4 mov mpg avi mkv webm, and audio-only wav mp3 flac m4a ogg):
+decode it once (extractors.media), find its utterances (extractors.transcripts: the transcript beside it,
+aligned or transcribed with pocketsphinx when needed), run the text, audio and visual extractors over the
+utterances, and cache the result. Clips run in parallel worker processes; each finished clip is cached in
+`cache_dir` under a key made of the clip's content hash, its transcript's content hash, the extractor specs
+and the frame rate, written atomically, so a rerun (or a run restarted after kill -9) only computes what is
+missing. Labels come from transcript CSVs and `labels.csv` (pipeline.labels); the split from labels.csv's
+`split` column, else by hash of (seed, video id) with `test_ratio`.
+
+A clip that cannot be used (corrupt, empty, no audio stream, unreadable, transcript not UTF-8 or timed past
+the clip's end, labels that match no utterance) is a failure: it is logged with its reason, listed in
+`failures.json` beside the output, and left out; the other clips are still written. `strict=True` stops
+at the first failure instead (raising ClipFailed). A clip with no face is not a failure: its visual
+features are zeros and the count of such utterances is recorded in meta.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from data.dataset import MODALITIES, empty_dataset, save_dataset
+from data.errors import ExtractionError, UserError
+from data.fileio import atomic_path, atomic_write_bytes
+from extractors.base import Segment
+from pipeline.labels import LABELS_FILE, label_matrix, read_labels, split_videos
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mpg", ".mpeg", ".avi", ".mkv", ".webm")
+AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".m4a", ".ogg")
+CACHE_VERSION = 1
+FAILURES_FILE = "failures.json"
+STAGES = ("decode", "segments", "text", "audio", "visual")
+Progress = Callable[..., None]
+
+
+class ClipFailed(ExtractionError):
+    """Raised with strict=True at the first clip that fails: `.clip` and `.reason` say which and why."""
+
+    def __init__(self, clip: str, reason: str):
+        super().__init__(f"{clip}: {reason}")
+        self.clip, self.reason = clip, reason
+
+
+@dataclass
+class ExtractReport:
+    """What extract_folder did. `failures`: [{"clip", "reason"}]; stage_seconds: CPU-side seconds per stage
+    summed over the clips computed in this run (not cached ones); media_seconds: their total duration."""
+
+    out: Path | None
+    failures_path: Path
+    clips: int
+    videos: list[str] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)
+    cached: int = 0
+    computed: int = 0
+    utterances: int = 0
+    train: int = 0
+    test: int = 0
+    audio_only: list[str] = field(default_factory=list)
+    automatic_text: list[str] = field(default_factory=list)
+    media_seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and self.out is not None
+
+
+# ------------------------------------------------------------------ discovery
+def discover_clips(folder: str | Path, skip: tuple[Path, ...] = ()) -> list[Path]:
+    """Media files under `folder` (recursive, sorted), skipping hidden folders and the paths in `skip`."""
+    folder = Path(folder)
+    skip = tuple(p.resolve() for p in skip)
+    found = []
+    for root, dirs, files in os.walk(folder):
+        root_path = Path(root)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (root_path / d).resolve() not in skip)
+        for name in files:
+            if not name.startswith(".") and Path(name).suffix.lower() in VIDEO_SUFFIXES + AUDIO_SUFFIXES:
+                found.append(root_path / name)
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def video_ids(folder: str | Path, clips: list[Path]) -> dict[Path, str]:
+    """Video id per clip: its path relative to `folder` without suffix (with it when two clips share a stem)."""
+    folder = Path(folder)
+    stems = [c.relative_to(folder).with_suffix("").as_posix() for c in clips]
+    clash = {s for s in stems if stems.count(s) > 1}
+    return {c: (c.relative_to(folder).as_posix() if s in clash else s) for c, s in zip(clips, stems)}
+
+
+def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 hex digest of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------ extractors
+def extractor_choices(text: str = "glove", audio: str = "opensmile", visual: str = "facemesh", *, glove: str | Path | None = None,
+                      audio_features: str = "IS09", pyfeat_weights: str | Path | None = None, cache_dir: str | Path | None = None,
+                      fps: float = 5.0) -> dict[str, tuple[str, dict]]:
+    """modality -> (registry name, params) from the user's choices. `audio_features="mfcc"` picks the MFCC extractor."""
+    text_params: dict[str, Any] = {}
+    if glove is not None:
+        text_params["path"] = str(glove)
+        if cache_dir is not None:
+            text_params["cache_dir"] = str(Path(cache_dir) / "glove")
+    if audio_features == "mfcc":
+        audio, audio_params = "mfcc", {}
+    else:
+        audio_params = {"feature_set": audio_features} if audio == "opensmile" else {}
+    visual_params: dict[str, Any] = {} if visual == "none" else {"fps": float(fps)}
+    if visual == "pyfeat" and pyfeat_weights is not None:
+        visual_params["weights_dir"] = str(pyfeat_weights)
+    return {"text": (text, text_params), "audio": (audio, audio_params), "visual": (visual, visual_params)}
+
+
+class NoFeatures:
+    """The "none" extractor: zero-width features (n_utt, 0), as the CSD importer writes for a missing modality."""
+
+    name = "none"
+    dim = 0
+    params: dict[str, Any] = {}
+
+    def __init__(self, modality: str = "visual") -> None:
+        self.modality = modality
+
+    def __call__(self, media: Any, segments: list[Segment]) -> np.ndarray:
+        return np.zeros((len(segments), 0), dtype=np.float32)
+
+
+def build_extractors(choices: dict[str, tuple[str, dict]]) -> dict[str, Any]:
+    """modality -> extractor instance (from extractors.build_extractor; "none" gives zero-width features)."""
+    from extractors import build_extractor
+    from extractors.base import REGISTRY
+
+    return {
+        m: NoFeatures(m) if name == "none" and name not in REGISTRY[m] else build_extractor(m, name, **params)
+        for m, (name, params) in choices.items()
+    }
+
+
+# ------------------------------------------------------------------ one clip (runs in a worker)
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(settings: dict, single_thread: bool, log_level: int) -> None:
+    """Per-process set-up: logging, one thread per worker, extractors built once on first use."""
+    if single_thread:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTEROP_THREADS", "TF_NUM_INTRAOP_THREADS"):
+            os.environ[var] = "1"
+        try:
+            import torch
+
+            torch.set_num_threads(1)
+        except ImportError:  # pragma: no cover
+            pass
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
+    _WORKER.clear()
+    _WORKER.update(settings=settings, single_thread=single_thread)
+
+
+def _worker_extractors() -> dict[str, Any]:
+    if "extractors" not in _WORKER:
+        _WORKER["extractors"] = build_extractors(_WORKER["settings"]["choices"])
+    return _WORKER["extractors"]
+
+
+def cache_key(clip_digest: str, transcript_digest: str | None, settings: dict, audio_only: bool) -> str:
+    """sha256 over everything that changes a clip's cached result."""
+    payload = {
+        "version": CACHE_VERSION, "clip": clip_digest, "transcript": transcript_digest, "specs": settings["specs"],
+        "fps": settings["fps"], "asr": settings["asr"], "audio_only": audio_only,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _cache_path(cache_dir: str, key: str) -> Path:
+    return Path(cache_dir) / key[:2] / f"{key}.npz"
+
+
+def _write_cache(path: Path, result: dict) -> None:
+    meta = {k: v for k, v in result.items() if k not in MODALITIES}
+    buf = io.BytesIO()
+    np.savez(buf, meta=np.array(json.dumps(meta)), **{m: result[m] for m in MODALITIES})
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _read_cache(path: Path) -> dict | None:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            result = json.loads(str(z["meta"]))
+            for m in MODALITIES:
+                result[m] = z[m].astype(np.float32)
+        return result
+    except FileNotFoundError:
+        return None
+    except Exception as e:  # a cache file that does not load is recomputed, never trusted
+        log.warning("%s: unreadable cache entry (%s); recomputing", path, e)
+        return None
+
+
+def process_clip(clip: str, audio_only: bool) -> dict:
+    """Features of one clip, from the cache when present. Runs inside a worker (uses _WORKER).
+
+    Returns {"status": "ok", "cached": bool, "result": {...}} or {"status": "failed", "reason": str}.
+    result: text/audio/visual (n_utt, dim) float32, segments [[start, end, speaker, text, labels]],
+    info (transcript, format, timing, automatic_text), duration, audio_only, no_face, times per stage.
+    """
+    settings = _WORKER["settings"]
+    try:
+        from extractors.transcripts import find_transcript
+
+        transcript = find_transcript(clip)
+        try:
+            digest = file_digest(clip)
+            tr_digest = file_digest(transcript) if transcript else None
+        except OSError as e:
+            raise ExtractionError(f"{clip}: cannot read ({e.strerror or e}); check its permissions") from e
+        key = cache_key(digest, tr_digest, settings, audio_only)
+        cache_file = _cache_path(settings["cache_dir"], key)
+        cached = _read_cache(cache_file)
+        if cached is not None:
+            return {"status": "ok", "cached": True, "result": cached}
+        result = _compute(clip, transcript, audio_only, settings)
+        result["sha256"] = digest
+        _write_cache(cache_file, result)
+        return {"status": "ok", "cached": False, "result": result}
+    except ExtractionError as e:
+        return {"status": "failed", "reason": str(e)}
+    except MemoryError:
+        return {"status": "failed", "reason": f"{clip}: out of memory; lower --fps or --workers"}
+    except Exception as e:  # one bad clip must not stop the others
+        log.debug("unexpected failure on %s", clip, exc_info=True)
+        return {"status": "failed", "reason": f"{clip}: unexpected {type(e).__name__}: {e}"}
+
+
+def _compute(clip: str, transcript: Path | None, audio_only: bool, settings: dict) -> dict:
+    from extractors.media import DEFAULT_MAX_SIDE, decode
+    from extractors.transcripts import place_segments
+
+    extractors = _worker_extractors()
+    times: dict[str, float] = {}
+    t = time.perf_counter()
+    max_side = getattr(extractors["visual"], "max_side", DEFAULT_MAX_SIDE)
+    want_video = not audio_only and extractors["visual"].dim > 0  # frames are the costly part of decoding
+    media = decode(clip, fps=settings["fps"], video=want_video, max_side=max_side,
+                   threads=1 if _WORKER.get("single_thread") else 0)
+    times["decode"] = time.perf_counter() - t
+    if media.duration <= 0 or media.audio.size == 0:
+        raise ExtractionError(f"{clip}: zero length; re-export the clip")
+    has_video = media.frames is not None and len(media.frames) > 0
+    # audio-only: an audio file, or a "video" whose video stream is missing or decodes to nothing
+    audio_only = audio_only or (want_video and not has_video)
+    t = time.perf_counter()
+    segments, info = place_segments(clip, media, transcript, asr_params=settings["asr"])
+    times["segments"] = time.perf_counter() - t
+    result: dict[str, Any] = {}
+    for m in MODALITIES:
+        t = time.perf_counter()
+        ex = extractors[m]
+        if m == "visual" and not has_video:
+            feats = np.zeros((len(segments), ex.dim), dtype=np.float32)
+        else:
+            feats = np.asarray(ex(media, segments), dtype=np.float32)
+        if feats.shape != (len(segments), ex.dim):
+            raise ExtractionError(f"{clip}: {m} extractor {ex.name} returned shape {feats.shape}, expected ({len(segments)}, {ex.dim})")
+        if not np.isfinite(feats).all():
+            log.warning("%s: %s features had NaN/inf; replaced by 0", clip, m)
+            feats = np.nan_to_num(feats, nan=0.0, posinf=0.0, neginf=0.0)
+        result[m] = feats
+        times[m] = time.perf_counter() - t
+    no_face = int((~result["visual"].any(axis=1)).sum()) if has_video and result["visual"].shape[1] else 0
+    if no_face:
+        log.info("%s: %d of %d utterances without a face (visual features are zeros)", Path(clip).name, no_face, len(segments))
+    result.update(
+        segments=[[s.start, s.end, s.speaker, s.text, s.labels] for s in segments], info=info, duration=media.duration,
+        audio_only=audio_only, no_face=no_face, times=times,
+    )
+    return result
+
+
+# ------------------------------------------------------------------ running clips
+def _run_all(jobs: list[tuple[str, bool]], settings: dict, workers: int, on_result: Callable[[int, dict], bool]) -> None:
+    """Run process_clip over `jobs`, calling on_result(index, outcome) as each finishes; it returns False to stop."""
+    if workers <= 1:
+        _init_worker(settings, False, logging.getLogger().getEffectiveLevel())
+        for i, (clip, audio_only) in enumerate(jobs):
+            if not on_result(i, process_clip(clip, audio_only)):
+                return
+        return
+    pending = list(range(len(jobs)))
+    # Longest files first packs the workers better.
+    pending.sort(key=lambda i: -_size(jobs[i][0]))
+    ctx = multiprocessing.get_context("spawn")  # fork after torch/mediapipe threads start can deadlock
+    for attempt in range(3):
+        pool = ProcessPoolExecutor(min(workers, len(pending)), mp_context=ctx, initializer=_init_worker,
+                                   initargs=(settings, True, logging.getLogger().getEffectiveLevel()))
+        futures = {pool.submit(process_clip, *jobs[i]): i for i in pending}
+        done: set[int] = set()
+        try:
+            for fut in as_completed(futures):
+                i = futures[fut]
+                try:
+                    outcome = fut.result()
+                except BrokenProcessPool:
+                    break
+                done.add(i)
+                if not on_result(i, outcome):
+                    return
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        pending = [i for i in pending if i not in done]
+        if not pending:
+            return
+        log.warning("a worker process died (crash or out of memory); retrying %d clip(s) in a fresh pool", len(pending))
+    for i in pending:
+        if not on_result(i, {"status": "failed", "reason": f"{jobs[i][0]}: a worker process died on it repeatedly (crash or out of memory)"}):
+            return
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+# ------------------------------------------------------------------ the whole folder
+def extract_folder(
+    folder: str | Path,
+    out: str | Path,
+    *,
+    text: str = "glove",
+    audio: str = "opensmile",
+    visual: str = "facemesh",
+    glove: str | Path | None = None,
+    audio_features: str = "IS09",
+    fps: float = 5.0,
+    workers: int | None = None,
+    test_ratio: float = 0.2,
+    seed: int = 0,
+    strict: bool = False,
+    cache_dir: str | Path | None = None,
+    pyfeat_weights: str | Path | None = None,
+    progress: Progress | None = None,
+) -> ExtractReport:
+    """Extract every clip under `folder` into the dataset file `out` (written atomically).
+
+    Returns an ExtractReport; failures.json is written beside `out` in every run (an empty list when all
+    clips worked). Raises UserError for bad arguments or a malformed labels.csv, ClipFailed with
+    strict=True at the first failing clip, ExtractionError when no clip could be used.
+    progress(done, total, **postfix) is called after each clip.
+    """
+    t0 = time.perf_counter()
+    folder, out = Path(folder), Path(out)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: not a folder; pass the folder that holds the clips")
+    if not 0 <= test_ratio < 1:
+        raise UserError(f"test_ratio {test_ratio}: must be in [0, 1)")
+    if fps <= 0:
+        raise UserError(f"fps {fps}: must be > 0")
+    workers = (os.cpu_count() or 1) if workers is None else int(workers)
+    if workers < 1:
+        raise UserError(f"workers {workers}: must be >= 1")
+    user_cache_dir = cache_dir
+    cache_dir = Path(cache_dir) if cache_dir is not None else out.resolve().parent / ".cache" / "extract"
+    failures_path = out.with_name(FAILURES_FILE)
+
+    clips = discover_clips(folder, skip=(cache_dir,))
+    if not clips:
+        raise UserError(f"{folder}: no clips found (looked for {' '.join(VIDEO_SUFFIXES + AUDIO_SUFFIXES)})")
+    ids = video_ids(folder, clips)
+    spellings = {**{c.relative_to(folder).as_posix(): v for c, v in ids.items()}, **{v: v for v in ids.values()}}
+    labels = read_labels(folder, spellings)
+
+    # Converted GloVe files go to the user's --cache-dir when given, else to the text extractor's own
+    # per-user cache, so a large vector file is converted once for all outputs.
+    glove_cache = Path(cache_dir) if user_cache_dir is not None else None
+    choices = extractor_choices(text, audio, visual, glove=glove, audio_features=audio_features, pyfeat_weights=pyfeat_weights, cache_dir=glove_cache, fps=fps)
+    extractors = build_extractors(choices)  # fails fast on a bad choice, before any clip runs
+    from extractors.base import spec_of
+
+    specs = {m: spec_of(ex) for m, ex in extractors.items()}
+    settings = {"choices": choices, "specs": specs, "fps": float(fps), "asr": {}, "cache_dir": str(cache_dir)}
+    jobs = [(str(c), c.suffix.lower() in AUDIO_SUFFIXES) for c in clips]
+    report = ExtractReport(out=None, failures_path=failures_path, clips=len(clips))
+    results: dict[str, dict] = {}
+    stage = {s: 0.0 for s in STAGES}
+    names = [c.relative_to(folder).as_posix() for c in clips]
+
+    def on_result(i: int, outcome: dict) -> bool:
+        name, vid = names[i], ids[clips[i]]
+        if outcome["status"] == "ok":
+            res = outcome["result"]
+            try:
+                res["labels"] = label_matrix(_segments(res), labels.rows.get(vid, []), str(labels.path or LABELS_FILE))
+            except ExtractionError as e:
+                outcome = {"status": "failed", "reason": f"{name}: {e}"}
+        if outcome["status"] == "ok":
+            results[vid] = res
+            if outcome["cached"]:
+                report.cached += 1
+            else:
+                report.computed += 1
+                report.media_seconds += res["duration"]
+                for s, v in res["times"].items():
+                    stage[s] = stage.get(s, 0.0) + v
+        else:
+            reason = outcome["reason"]
+            log.warning("Skipping %s due to %s", name, reason)
+            report.failures.append({"clip": name, "reason": reason})
+        if progress is not None:
+            progress(len(results) + len(report.failures), len(clips), failed=len(report.failures), cached=report.cached)
+        return not (strict and report.failures)
+
+    _run_all(jobs, settings, workers, on_result)
+    report.stage_seconds = stage
+    report.failures.sort(key=lambda f: f["clip"])
+    _write_failures(failures_path, report.failures)
+    if strict and report.failures:
+        first = report.failures[0]
+        raise ClipFailed(first["clip"], first["reason"])
+    if not results:
+        raise ExtractionError(f"{folder}: none of the {len(clips)} clips could be used; see {failures_path}")
+
+    vids = [ids[c] for c in clips if ids[c] in results]
+    ds = _assemble(vids, results, specs, folder, clips, ids, labels, test_ratio, seed, fps)
+    ds["meta"]["failures"] = list(report.failures)
+    save_dataset(ds, out)
+    report.out = out
+    report.videos = vids
+    report.utterances = sum(len(ds["speakers"][v]) for v in vids)
+    report.train, report.test = len(ds["train"]), len(ds["test"])
+    report.audio_only = list(ds["meta"]["audio_only"])
+    report.automatic_text = list(ds["meta"]["automatic_text"])
+    report.wall_seconds = time.perf_counter() - t0
+    log.info("wrote %s: %d videos, %d utterances (%d cached, %d computed, %d failed)", out, len(vids), report.utterances, report.cached, report.computed, len(report.failures))
+    return report
+
+
+def _segments(result: dict) -> list[Segment]:
+    return [Segment(float(a), float(b), str(sp), str(tx), dict(lb)) for a, b, sp, tx, lb in result["segments"]]
+
+
+def _write_failures(path: Path, failures: list[dict]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(failures, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _assemble(vids: list[str], results: dict, specs: dict, folder: Path, clips: list[Path], ids: dict, labels, test_ratio: float, seed: int, fps: float) -> dict:
+    """The dataset dict of data/dataset.py from the per-clip results."""
+    files = {ids[c]: c.relative_to(folder).as_posix() for c in clips}
+    provenance = {
+        "tool": "cli.py extract", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "folder": str(folder.resolve()), "fps": float(fps), "labels_file": str(labels.path) if labels.path else None,
+        "split": "labels.csv split column, others by test_ratio" if labels.splits else "test_ratio",
+        "test_ratio": float(test_ratio), "seed": int(seed), "clips": {},
+    }
+    ds = empty_dataset(features=specs, provenance=provenance)
+    ds["meta"].update(automatic_text=[], audio_only=[], no_face={})
+    for vid in vids:
+        res = results[vid]
+        segs = res["segments"]
+        ds["ID"].append(vid)
+        ds["speakers"][vid] = [str(s[2]) for s in segs]
+        ds["sentence_in_text"][vid] = [str(s[3]) for s in segs]
+        ds["labels"][vid] = np.asarray(res["labels"], dtype=np.float32)
+        for m in MODALITIES:
+            ds[f"{m}_feat"][vid] = res[m]
+        ds["meta"]["timings"][vid] = [[float(s[0]), float(s[1])] for s in segs]
+        info = res["info"]
+        provenance["clips"][vid] = {
+            "file": files[vid], "sha256": res.get("sha256"), "duration": float(res["duration"]),
+            "transcript": info.get("transcript"), "timing": info.get("timing"),
+        }
+        if info.get("automatic_text"):
+            ds["meta"]["automatic_text"].append(vid)
+        if res["audio_only"]:
+            ds["meta"]["audio_only"].append(vid)
+        if res.get("no_face"):
+            ds["meta"]["no_face"][vid] = int(res["no_face"])
+    ds["train"], ds["test"] = split_videos(vids, test_ratio, seed, labels.splits)
+    return ds
