@@ -58,11 +58,19 @@ def _decoder(kind: str):
     return Decoder(loglevel="FATAL", **kwargs)
 
 
-def to_pcm16(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
-    """(n_samples,) float32 in [-1, 1] at 16 kHz -> little-endian int16 bytes for pocketsphinx."""
+def to_pcm16(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, dither: float = 1e-4) -> bytes:
+    """(n_samples,) float32 in [-1, 1] at 16 kHz -> little-endian int16 bytes for pocketsphinx.
+
+    A fixed-seed noise floor of `dither` (about 3 LSB) is added: pocketsphinx's feature normalisation fails
+    on digital silence (exact zeros, as in synthesised or edited audio), and a fixed seed keeps results
+    reproducible.
+    """
     if sample_rate != SAMPLE_RATE:
         raise ValueError(f"pocketsphinx needs {SAMPLE_RATE} Hz audio, got {sample_rate} Hz")
-    return (np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    x = np.asarray(audio, dtype=np.float32)
+    if dither:
+        x = x + np.random.default_rng(0).normal(0.0, dither, x.shape).astype(np.float32)
+    return (np.clip(x, -1.0, 1.0) * 32767).astype("<i2").tobytes()
 
 
 def words_of(text: str) -> list[str]:

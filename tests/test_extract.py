@@ -1,0 +1,292 @@
+"""The extraction pipeline end to end: generated clips and real ones -> dataset -> one epoch of training;
+failures per clip, failures.json and exit codes, --strict, the per-clip cache and resuming, workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data.dataset import load_dataset
+from data.errors import UserError
+from tests.extract_fixtures import make_clip, make_silent_video, tools_available
+
+pytestmark = pytest.mark.skipif(not tools_available(), reason="needs ffmpeg and espeak-ng on PATH")
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
+FAST = ["--visual", "none", "--audio-features", "mfcc"]  # cheap extractors where features are not the point
+
+SRT = """1
+00:00:00,200 --> 00:00:02,100
+ALICE: the weather is lovely today
+
+2
+00:00:02,500 --> 00:00:04,400
+BOB: I am very happy to see you
+
+3
+00:00:04,800 --> 00:00:06,500
+ALICE: this is terrible news
+"""
+
+
+def cli(*argv: str) -> int:
+    import cli as cli_module
+
+    return cli_module.main([str(a) for a in argv])
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Five generated clips covering every transcript route, and labels.csv; extracted once with the defaults."""
+    root = tmp_path_factory.mktemp("corpus")
+    folder = root / "videos"
+    make_clip(folder / "talk" / "dialogue.mp4", ["the weather is lovely today", "I am very happy to see you", "this is terrible news"], pause=0.4)
+    (folder / "talk" / "dialogue.srt").write_text(SRT, encoding="utf-8")
+    lines = ["good morning everyone", "what a horrible day", "thank you very much"]
+    _, spans = make_clip(folder / "talk" / "lines.mp4", lines, pause=0.8)
+    (folder / "talk" / "lines.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    make_clip(folder / "labelled.mp4", ["I love this", "I hate that"], pause=0.5)
+    (folder / "labelled.csv").write_text("start,end,speaker,text,sentiment,happiness,anger\n"
+                                         "0.2,1.1,Zoë,I love this,2.5,2,0\n1.5,2.6,Zoë,I hate that,-2,0,2.5\n", encoding="utf-8")
+    make_clip(folder / "café ü.wav", ["a short voice note"])
+    (folder / "café ü.txt").write_text("\ufeffNARRATOR: a short voice note\r\n", encoding="utf-8")
+    make_clip(folder / "auto.mp4", ["nobody wrote this down"])
+    (folder / "labels.csv").write_text("video,utterance,sentiment,surprise,split\n"
+                                       "talk/dialogue,1,3,1.5,test\nlabelled,0,1,,train\n", encoding="utf-8")
+    out = root / "out" / "dataset.pkl"
+    calls = []
+    from pipeline.extract import extract_folder
+
+    report = extract_folder(
+        folder, out, workers=1, cache_dir=root / "cache", progress=lambda d, t, **k: calls.append((d, t, k)))
+    return {"folder": folder, "out": out, "report": report, "ds": load_dataset(out), "spans": spans, "calls": calls, "root": root}
+
+
+def test_dataset_shapes_specs_and_meta(corpus):
+    ds, report = corpus["ds"], corpus["report"]
+    assert report.ok and report.computed == 5 and report.cached == 0
+    assert sorted(ds["ID"]) == ["auto", "café ü", "labelled", "talk/dialogue", "talk/lines"]
+    feats = ds["meta"]["features"]
+    assert (feats["text"]["name"], feats["text"]["dim"]) == ("glove", 50)
+    assert (feats["audio"]["name"], feats["audio"]["dim"], feats["audio"]["params"]["feature_set"]) == ("opensmile", 384, "IS09")
+    assert (feats["visual"]["name"], feats["visual"]["dim"]) == ("facemesh", 19)
+    for vid in ds["ID"]:
+        n = len(ds["speakers"][vid])
+        for m, d in (("text", 50), ("audio", 384), ("visual", 19)):
+            arr = ds[f"{m}_feat"][vid]
+            assert arr.shape == (n, d) and arr.dtype == np.float32 and np.isfinite(arr).all()
+        assert len(ds["meta"]["timings"][vid]) == n
+    assert ds["meta"]["audio_only"] == ["café ü"] and not ds["visual_feat"]["café ü"].any()
+    assert ds["meta"]["automatic_text"] == ["auto"]
+    assert ds["meta"]["provenance"]["clips"]["café ü"]["file"] == "café ü.wav"
+    assert json.loads((corpus["out"].parent / "failures.json").read_text()) == []
+    assert corpus["calls"][-1][:2] == (5, 5) and [c[0] for c in corpus["calls"]] == [1, 2, 3, 4, 5]
+
+
+def test_transcript_routes(corpus):
+    ds = corpus["ds"]
+    assert ds["speakers"]["talk/dialogue"] == ["ALICE", "BOB", "ALICE"]
+    assert ds["sentence_in_text"]["talk/dialogue"][1] == "I am very happy to see you"
+    assert ds["meta"]["timings"]["talk/dialogue"][0] == [0.2, 2.1]
+    assert ds["speakers"]["café ü"] == ["NARRATOR"] and ds["meta"]["timings"]["café ü"][0][0] == 0.0
+    assert ds["meta"]["provenance"]["clips"]["talk/lines"]["timing"] == "aligned"
+    for (start, end), (t0, t1) in zip(ds["meta"]["timings"]["talk/lines"], corpus["spans"]):
+        assert abs(start - t0) < 0.4 and abs(end - t1) < 0.4  # forced alignment recovers the generated spans
+    auto = ds["sentence_in_text"]["auto"]
+    assert len(auto) >= 1 and all(isinstance(s, str) for s in auto)
+
+
+def test_visual_features_see_the_face(corpus):
+    vis = corpus["ds"]["visual_feat"]["talk/dialogue"]
+    assert (vis[:, -1] > 0.5).all()  # face_fraction: the generated clips show a real face throughout
+
+
+def test_labels_from_transcript_csv_and_labels_csv(corpus):
+    ds = corpus["ds"]
+    lab = ds["labels"]["labelled"]
+    assert lab[0, 0] == 1.0  # labels.csv overrides the transcript's 2.5
+    assert lab[0, 1] == 2 and lab[1, 0] == -2 and lab[1, 3] == 2.5 and np.isnan(lab[0, 2])
+    dlg = ds["labels"]["talk/dialogue"]
+    assert dlg[1, 0] == 3 and dlg[1, 4] == 1.5 and np.isnan(dlg[0]).all() and np.isnan(dlg[2]).all()
+    assert np.isnan(ds["labels"]["auto"]).all()
+    assert "talk/dialogue" in ds["test"] and "labelled" in ds["train"]
+    assert sorted(ds["train"] + ds["test"]) == sorted(ds["ID"])
+
+
+def test_extract_then_train_one_epoch(corpus, tmp_path):
+    train = pytest.importorskip("pipeline.train", reason="pipeline/train.py is not there yet")
+    from model.config import TrainConfig
+
+    ds = load_dataset(corpus["out"])
+    for vid in ds["ID"]:  # give every utterance a sentiment so both classes exist in training
+        n = len(ds["speakers"][vid])
+        ds["labels"][vid][:, 0] = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    ds["train"], ds["test"] = [v for v in ds["ID"] if v != "labelled"], ["labelled"]
+    metrics = train.run_training(ds, tmp_path / "run", TrainConfig.for_task("binary", epochs=1, batch_size=2, valid_ratio=0.0, device="cpu"))
+    assert metrics["epochs_run"] == 1 and (tmp_path / "run" / "checkpoint.pt").is_file()
+
+
+def test_rerun_is_all_cached(corpus, tmp_path):
+    from pipeline.extract import extract_folder
+
+    report = extract_folder(corpus["folder"], tmp_path / "again.pkl", workers=1, cache_dir=corpus["root"] / "cache")
+    assert report.cached == 5 and report.computed == 0
+    again = load_dataset(tmp_path / "again.pkl")
+    for vid in corpus["ds"]["ID"]:
+        np.testing.assert_array_equal(again["audio_feat"][vid], corpus["ds"]["audio_feat"][vid])
+
+
+# ------------------------------------------------------------------ failures
+@pytest.fixture
+def broken(tmp_path):
+    folder = tmp_path / "videos"
+    make_clip(folder / "good.mp4", ["this one works"])
+    (folder / "corrupt.mp4").write_bytes(os.urandom(4096))
+    (folder / "empty.mp4").write_bytes(b"")
+    make_silent_video(folder / "silent.mp4")
+    make_clip(folder / "latin.wav", ["hello"])
+    (folder / "latin.txt").write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    make_clip(folder / "late.wav", ["hello"])
+    (folder / "late.srt").write_text("1\n00:00:00,000 --> 00:00:30,000\nhello\n", encoding="utf-8")
+    make_clip(folder / "badlabel.wav", ["hello"])
+    (folder / "labels.csv").write_text("video,utterance,sentiment\nbadlabel,4,1\n", encoding="utf-8")
+    return folder
+
+
+def test_failures_are_reported_per_clip(broken, tmp_path, capsys):
+    out = tmp_path / "out" / "ds.pkl"
+    assert cli("extract", broken, "-o", out, "--workers", "1", "--cache-dir", tmp_path / "cache", *FAST) == 1
+    failures = {f["clip"]: f["reason"] for f in json.loads((out.parent / "failures.json").read_text())}
+    assert set(failures) == {"corrupt.mp4", "empty.mp4", "silent.mp4", "latin.wav", "late.wav", "badlabel.wav"}
+    assert "corrupt" in failures["corrupt.mp4"]
+    assert "zero-length" in failures["empty.mp4"]
+    assert "no audio stream" in failures["silent.mp4"]
+    assert "latin.txt: transcript is not UTF-8" in failures["latin.wav"]
+    assert "past the clip's end" in failures["late.wav"]
+    assert "utterance 4 but the clip has 1" in failures["badlabel.wav"]
+    ds = load_dataset(out)
+    assert ds["ID"] == ["good"] and ds["meta"]["failures"]
+    err = capsys.readouterr().err
+    assert "6 of 7 clips failed" in err and "silent.mp4" in err
+
+
+def test_strict_stops_at_first_failure(broken, tmp_path, capsys):
+    out = tmp_path / "ds.pkl"
+    assert cli("extract", broken, "-o", out, "--workers", "1", "--strict", "--cache-dir", tmp_path / "cache", *FAST) == 1
+    assert not out.exists()
+    assert len(json.loads((tmp_path / "failures.json").read_text())) == 1
+    assert "--strict: stopped at" in capsys.readouterr().err
+
+
+def test_user_errors_exit_2(tmp_path, capsys):
+    assert cli("extract", tmp_path / "missing", "-o", tmp_path / "ds.pkl") == 2
+    (tmp_path / "empty").mkdir()
+    assert cli("extract", tmp_path / "empty", "-o", tmp_path / "ds.pkl") == 2
+    assert cli("extract", tmp_path / "empty", "--glove", tmp_path / "nope.txt") == 2
+    assert "no clips found" in capsys.readouterr().err
+    with pytest.raises(UserError, match="test_ratio"):
+        from pipeline.extract import extract_folder
+
+        extract_folder(tmp_path / "empty", tmp_path / "ds.pkl", test_ratio=1.5)
+
+
+# ------------------------------------------------------------------ cache, resume, workers
+@pytest.fixture
+def small(tmp_path):
+    folder = tmp_path / "videos"
+    for i, words in enumerate(["one two three", "four five six", "seven eight nine", "ten eleven twelve"]):
+        make_clip(folder / f"c{i}.wav", [words])
+    return folder
+
+
+def test_resume_uses_finished_clips_and_recovers_from_bad_cache(small, tmp_path):
+    from pipeline.extract import extract_folder
+
+    cache = tmp_path / "cache"
+    later = small / "c3.wav"
+    later.rename(tmp_path / "c3.wav")
+    first = extract_folder(small, tmp_path / "a.pkl", workers=1, cache_dir=cache, visual="none", audio_features="mfcc")
+    assert first.computed == 3
+    (tmp_path / "c3.wav").rename(later)
+    entries = sorted(cache.rglob("*.npz"))
+    assert len(entries) == 3
+    entries[0].write_bytes(entries[0].read_bytes()[:100])  # a torn entry (say, a disk that filled up)
+    (entries[1].parent / ".stale.npz.tmp").write_bytes(b"left by kill -9")  # temp file of an interrupted write
+    second = extract_folder(small, tmp_path / "b.pkl", workers=1, cache_dir=cache, visual="none", audio_features="mfcc")
+    assert (second.cached, second.computed) == (2, 2)
+    a, b = load_dataset(tmp_path / "a.pkl"), load_dataset(tmp_path / "b.pkl")
+    for vid in a["ID"]:
+        np.testing.assert_array_equal(a["audio_feat"][vid], b["audio_feat"][vid])
+    (small / "c0.txt").write_text("a changed transcript\n", encoding="utf-8")
+    third = extract_folder(small, tmp_path / "c.pkl", workers=1, cache_dir=cache, visual="none", audio_features="mfcc")
+    assert (third.cached, third.computed) == (3, 1)  # the transcript is part of the key
+
+
+def test_kill_9_then_rerun_loses_nothing(small, tmp_path):
+    for i in range(4, 8):
+        make_clip(small / f"c{i}.wav", [f"clip number {i}"])
+    cache, out = tmp_path / "cache", tmp_path / "ds.pkl"
+    cmd = [sys.executable, str(REPO / "cli.py"), "extract", str(small), "-o", str(out), "--workers", "1", "--cache-dir", str(cache), *FAST]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and not list(cache.rglob("*.npz")):
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list(cache.rglob("*.npz")))
+    assert done >= 1 and not out.exists()
+    from pipeline.extract import extract_folder
+
+    report = extract_folder(small, out, workers=1, cache_dir=cache, visual="none", audio_features="mfcc")
+    assert report.ok and report.cached >= done and report.cached + report.computed == 8
+
+
+def test_two_workers_match_one(small, tmp_path):
+    from pipeline.extract import extract_folder
+
+    one = extract_folder(small, tmp_path / "one.pkl", workers=1, cache_dir=tmp_path / "c1", visual="none", audio_features="mfcc")
+    two = extract_folder(small, tmp_path / "two.pkl", workers=2, cache_dir=tmp_path / "c2", visual="none", audio_features="mfcc")
+    assert one.ok and two.ok and two.computed == 4
+    a, b = load_dataset(tmp_path / "one.pkl"), load_dataset(tmp_path / "two.pkl")
+    assert a["ID"] == b["ID"] and a["train"] == b["train"]
+    for vid in a["ID"]:
+        np.testing.assert_allclose(a["audio_feat"][vid], b["audio_feat"][vid], rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(a["text_feat"][vid], b["text_feat"][vid])
+
+
+# ------------------------------------------------------------------ real clips
+@pytest.mark.skipif(not REAL_CLIPS.is_dir(), reason=f"real clips not at {REAL_CLIPS}")
+def test_real_grid_clips(tmp_path):
+    from pipeline.extract import extract_folder
+
+    report = extract_folder(REAL_CLIPS, tmp_path / "grid.pkl", workers=1, cache_dir=tmp_path / "cache")
+    assert report.ok and report.clips >= 4
+    ds = load_dataset(tmp_path / "grid.pkl")
+    for vid in ds["ID"]:
+        assert ds["sentence_in_text"][vid] == [(REAL_CLIPS / f"{vid}.txt").read_text().strip()]
+        assert ds["meta"]["timings"][vid] == [[0.0, pytest.approx(3.0, abs=0.05)]]
+        assert ds["visual_feat"][vid][0, -1] > 0.9  # a face in (nearly) every frame
+    audio = np.stack([ds["audio_feat"][v][0] for v in ds["ID"]])
+    assert np.abs(audio[0] - audio[1]).max() > 0  # different speech, different features
+
+
+@pytest.mark.skipif(not REAL_CLIPS.is_dir(), reason=f"real clips not at {REAL_CLIPS}")
+def test_align_lines_on_real_speech():
+    from extractors.asr import align_lines
+    from extractors.media import decode
+
+    clips = sorted(REAL_CLIPS.glob("*.mpg"))[:2]
+    audio = np.concatenate([decode(c, video=False).audio for c in clips])
+    lines = [c.with_suffix(".txt").read_text().strip() for c in clips]
+    spans, method = align_lines(audio, 16000, lines)
+    assert method == "aligned"
+    assert spans[0][1] <= 3.1 <= spans[1][0] + 0.2 and spans[1][1] <= len(audio) / 16000
