@@ -70,3 +70,46 @@ def register(modality: str, name: str) -> Callable:
         return factory
 
     return wrap
+
+
+# --- helpers shared by the extractors (additions; nothing above changes) ---
+
+
+def segment_audio(media: Media, segment: Segment, min_seconds: float = 0.0) -> np.ndarray:
+    """The utterance's audio, (n,) float32, at least `min_seconds` long.
+
+    A segment shorter than `min_seconds` is widened symmetrically around its centre (taking real audio from
+    the clip, shifted inwards at the clip's edges) and, only when the whole clip is shorter, zero-padded at
+    the end. Widening keeps the statistics of real speech, where zero-padding would add silence.
+    """
+    sr = media.sample_rate
+    n_total = media.audio.shape[0]
+    start = int(round(max(0.0, segment.start) * sr))
+    end = int(round(max(0.0, segment.end) * sr))
+    start, end = min(start, n_total), min(max(end, start), n_total)
+    need = int(np.ceil(min_seconds * sr))
+    if end - start < need:
+        centre = (start + end) // 2
+        start = max(0, centre - need // 2)
+        end = min(n_total, start + need)
+        start = max(0, end - need)
+    out = media.audio[start:end]
+    if out.shape[0] < need:
+        out = np.concatenate([out, np.zeros(need - out.shape[0], dtype=np.float32)])
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def segment_frames(frame_times: np.ndarray, segment: Segment) -> np.ndarray:
+    """Indices (k,) int64 of the frames whose time lies in [start, end).
+
+    An utterance shorter than the frame interval may contain no sampled frame: it then gets the single frame
+    nearest its midpoint, so every utterance of a clip with video sees at least one frame.
+    """
+    frame_times = np.asarray(frame_times)
+    if frame_times.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    inside = np.flatnonzero((frame_times >= segment.start) & (frame_times < segment.end))
+    if inside.size:
+        return inside.astype(np.int64)
+    mid = 0.5 * (segment.start + segment.end)
+    return np.array([int(np.argmin(np.abs(frame_times - mid)))], dtype=np.int64)
