@@ -82,8 +82,24 @@ def run_cells(
     device, dtype = utt[0].device, utt[0].dtype
 
     # Input projections that do not depend on the recurrent state, for all steps at once.
-    xg = _stack([F.linear(ctx[k], c.g_cell.weight_ih[:, : c.d_ctx], c.g_cell.bias_ih) for k, c in enumerate(cells)])
-    xp = _stack([F.linear(utt[k], c.p_cell.weight_ih[:, : c.d_utt], c.p_cell.bias_ih) for k, c in enumerate(cells)])
+    # Only the rows that are active at each step (a dialogue still running) are projected: the packed
+    # rows of step t are the first active[t] dialogues. The per-step pieces come from one split, whose
+    # backward is a single concatenation (slicing a big tensor per step would make autograd build a
+    # gradient the size of the whole tensor at every step).
+    steps = [t for t in range(T) if active[t] > 0]
+    counts = [active[t] for t in steps]
+    rows = torch.cat([torch.arange(n, device=device) + t * B for t, n in zip(steps, counts)])
+
+    def packed_projection(inputs: list[torch.Tensor], which: str) -> tuple[torch.Tensor, ...]:
+        out = []
+        for x, c in zip(inputs, cells):
+            gru = getattr(c, which)
+            d_in = c.d_ctx if which == "g_cell" else c.d_utt
+            out.append(F.linear(x.reshape(T * B, -1).index_select(0, rows), gru.weight_ih[:, :d_in], gru.bias_ih))
+        return _stack(out).split(counts, dim=1)
+
+    xg = packed_projection(ctx, "g_cell")  # per step: (K, n_t, 3 d_g)
+    xp = packed_projection(utt, "p_cell")  # per step: (K, n_t, 3 d_p)
     # Recurrent-side weights, stacked over cells and transposed for bmm: (K, in, out).
     wq = _stack([c.g_cell.weight_ih[:, c.d_ctx :].t() for c in cells])
     wgh = _stack([c.g_cell.weight_hh.t() for c in cells])
@@ -118,7 +134,7 @@ def run_cells(
         s = speaker_onehot[:, t, :n].unsqueeze(-1)  # (K, n, P, 1)
         q_spk = q.gather(2, idx).squeeze(2)  # (K, n, d_p)
 
-        gi = torch.baddbmm(xg[:, t, :n], q_spk, wq)
+        gi = torch.baddbmm(xg[t], q_spk, wq)
         gh = torch.baddbmm(bgh, g, wgh)
         g = drop(_gru(gi, gh, g))
 
@@ -126,7 +142,7 @@ def run_cells(
             a = torch.zeros(K, n, d_g, device=device, dtype=dtype)
         else:
             a = num / den
-        pi = torch.baddbmm(xp[:, t, :n], a, wa)
+        pi = torch.baddbmm(xp[t], a, wa)
         ph = torch.baddbmm(bph, q_spk, wph)
         q_new = drop(_gru(pi, ph, q_spk))
         q = q * (1 - s) + q_new.unsqueeze(2) * s
@@ -135,7 +151,7 @@ def run_cells(
         ei = torch.baddbmm(bei, q_sel, wei)
         eh = torch.baddbmm(beh, e, weh)
         e = drop(_gru(ei, eh, e))
-        outputs.append(e)
+        outputs.append(F.pad(e, (0, 0, 0, B - n)) if n < B else e)
 
         # fold g_t into the attention history for later steps (online softmax)
         score = (g * watt).sum(-1, keepdim=True)  # (K, n, 1)
@@ -146,10 +162,8 @@ def run_cells(
         den = den * old_scale + new_w
         run_max = new_max
 
-    out = torch.zeros(K, T, B, d_e, device=device, dtype=dtype)
-    for t, e_t in enumerate(outputs):
-        out[:, t, : e_t.shape[1]] = e_t
-    return out
+    out = torch.stack(outputs, dim=1)  # (K, T', B, d_e)
+    return F.pad(out, (0, 0, 0, 0, 0, T - out.shape[1])) if out.shape[1] < T else out
 
 
 def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

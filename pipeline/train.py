@@ -178,7 +178,6 @@ def run_training(
             raise CheckpointError(f"{resume_path}: nothing to resume; start the run without --resume")
         state = torch.load(resume_path, map_location="cpu", weights_only=True)
         tcfg = TrainConfig(**{**state["train_config"], "epochs": max(tcfg.epochs, state["train_config"]["epochs"])})
-        model_overrides = state["model_config"]
     device = pick_device(tcfg.device)
     torch.manual_seed(tcfg.seed)
     np.random.seed(tcfg.seed)
@@ -192,8 +191,10 @@ def run_training(
         raise DatasetError(f"{source}: no training utterance has a '{col}' label; label the data or pick another --task/--emotion")
 
     dims = feature_dims(ds)
-    mcfg = ModelConfig.for_task(task, dims["text"], dims["audio"], dims["visual"], **(model_overrides or {}))
-    mcfg.task, mcfg.d_text, mcfg.d_audio, mcfg.d_visual = task, dims["text"], dims["audio"], dims["visual"]
+    if state is not None:
+        mcfg = ModelConfig.from_dict(state["model_config"])
+    else:
+        mcfg = ModelConfig.for_task(task, dims["text"], dims["audio"], dims["visual"], **(model_overrides or {}))
     model = MultilogueNet(mcfg)
     if tcfg.normalize:
         model.set_normalization(feature_stats(ds, train_ids))
@@ -236,7 +237,7 @@ def run_training(
                 if n:
                     loss.backward()
                     optimizer.step()
-                total, count = total + float(loss) * n, count + n
+                total, count = total + float(loss.detach()) * n, count + n
                 if progress:
                     progress(i, n_batches + 1, loss=total / max(count, 1), _new=(i == 1), _desc=f"epoch {epoch}/{tcfg.epochs}")
             train_loss = total / max(count, 1)

@@ -1,0 +1,97 @@
+"""Multilogue-Net on real CMU-MOSI features (../shared/data/mosi/mosi_dev.pkl) vs linear baselines.
+
+Trains binary and regression with 3 seeds (model selection on a validation split of the training
+videos; the test videos are touched once, at the end) and prints the test metrics next to logistic /
+ridge regression on the concatenated utterance features of the same split.
+
+    python bench/mosi.py [--data PATH] [--seeds 0 1 2] [--epochs E --batch-size B --lr LR ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from data.dataset import load_dataset  # noqa: E402
+from model.config import TrainConfig  # noqa: E402
+from model.metrics import binary_metrics, regression_metrics  # noqa: E402
+from pipeline.train import run_training  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mosi" / "mosi_dev.pkl"
+# Settings for a dataset of ~60 training videos (the paper's batch of 128 would be one step per epoch).
+SMALL_DATA = {"batch_size": 4, "lr": 1e-3, "epochs": 40, "patience": 8, "valid_ratio": 0.1}
+
+
+def flat(ds: dict, videos: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    x = np.concatenate([np.concatenate([ds[f"{m}_feat"][v] for m in ("text", "audio", "visual")], axis=1) for v in videos])
+    y = np.concatenate([ds["labels"][v][:, 0] for v in videos])
+    return x, y
+
+
+def baselines(ds: dict) -> dict[str, dict]:
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x_tr, y_tr = flat(ds, ds["train"])
+    x_te, y_te = flat(ds, ds["test"])
+    logreg = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(x_tr, (y_tr >= 0).astype(int))
+    ridge = make_pipeline(StandardScaler(), Ridge(alpha=1.0)).fit(x_tr, y_tr)
+    return {"binary": binary_metrics(y_te, logreg.predict(x_te)), "regression": regression_metrics(y_te, np.clip(ridge.predict(x_te), -3, 3))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--tasks", nargs="+", default=["binary", "regression"])
+    ap.add_argument("--threads", type=int, default=2)
+    for k, v in SMALL_DATA.items():
+        ap.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v)
+    ap.add_argument("--dropout", type=float, default=None)
+    ap.add_argument("--out", type=Path, default=None, help="keep the runs here (default: a temp folder)")
+    args = ap.parse_args()
+    if not args.data.exists():
+        print(f"skipped: {args.data} is absent (the real CMU-MOSI features live in ../shared/data/mosi/)")
+        return
+    torch.set_num_threads(args.threads)
+    ds = load_dataset(args.data)
+    print(f"data: {args.data} train {len(ds['train'])} videos / test {len(ds['test'])} videos; "
+          + " ".join(f"{k}={getattr(args, k)}" for k in SMALL_DATA))
+    base = baselines(ds)
+    out_root = args.out or Path(tempfile.mkdtemp(prefix="mosi-bench-"))
+    report = {}
+    for task in args.tasks:
+        keys = ["accuracy", "f1_weighted", "accuracy_nonzero", "f1_nonzero"] if task == "binary" else ["mae", "pearson_r", "accuracy_binary", "accuracy_7"]
+        runs = []
+        for seed in args.seeds:
+            overrides = {k: getattr(args, k) for k in SMALL_DATA}
+            tcfg = TrainConfig.for_task(task, seed=seed, device="cpu", **overrides)
+            t0 = time.time()
+            m = run_training(ds, out_root / f"{task}-{seed}", tcfg, {"dropout": args.dropout})
+            runs.append(m["test"])
+            print(f"{task} seed {seed}: best epoch {m['best_epoch']}/{m['epochs_run']} ({time.time() - t0:.0f} s) "
+                  + " ".join(f"{k}={m['test'][k]:.3f}" for k in keys))
+        mean = {k: float(np.mean([r[k] for r in runs])) for k in keys}
+        std = {k: float(np.std([r[k] for r in runs])) for k in keys}
+        report[task] = {"multilogue_mean": mean, "multilogue_std": std, "baseline": {k: base[task][k] for k in keys}, "runs": runs}
+        print(f"\n| {task} (test, {len(args.seeds)} seeds) | " + " | ".join(keys) + " |")
+        print("|---|" + "---|" * len(keys))
+        print("| Multilogue-Net | " + " | ".join(f"{mean[k]:.3f} ± {std[k]:.3f}" for k in keys) + " |")
+        print(f"| {'logistic' if task == 'binary' else 'ridge'} regression | " + " | ".join(f"{base[task][k]:.3f}" for k in keys) + " |\n")
+    (out_root / "mosi_report.json").write_text(json.dumps(report, indent=2))
+    print(f"runs and mosi_report.json in {out_root}")
+
+
+if __name__ == "__main__":
+    main()

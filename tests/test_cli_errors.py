@@ -1,0 +1,124 @@
+"""Bad input: one clear line on stderr, exit code 2, no traceback, no partial output."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+import cli
+from tests.synthetic import synthetic_dataset, write_synthetic
+
+
+def run_cli(args, capsys):
+    code = cli.main([str(a) for a in args])
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def assert_one_line_error(code, err, *needles):
+    assert code == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in err, err
+
+
+def train_args(data, out, *extra):
+    return ["train", "--task", "binary", "--data", data, "--out", out, "--epochs", "1", *extra]
+
+
+def test_missing_data_file(tmp_path, capsys):
+    code, err = run_cli(train_args(tmp_path / "nope.pkl", tmp_path / "run"), capsys)
+    assert_one_line_error(code, err, "nope.pkl", "no such file")
+    assert not (tmp_path / "run").exists()
+
+
+def test_file_in_the_wrong_format(tmp_path, capsys):
+    bad = tmp_path / "clip.pkl"
+    bad.write_bytes(b"\x00\x01 this is not a pickle")
+    code, err = run_cli(train_args(bad, tmp_path / "run"), capsys)
+    assert_one_line_error(code, err, "clip.pkl", "not")
+    assert not (tmp_path / "run").exists()
+
+
+def test_pickle_with_missing_key(tmp_path, capsys):
+    ds = synthetic_dataset()
+    del ds["visual_feat"]
+    path = tmp_path / "d.pkl"
+    path.write_bytes(pickle.dumps(ds))
+    code, err = run_cli(train_args(path, tmp_path / "run"), capsys)
+    assert_one_line_error(code, err, "d.pkl", "visual_feat")
+    assert not (tmp_path / "run").exists()
+
+
+def test_pickle_with_mismatched_lengths(tmp_path, capsys):
+    ds = synthetic_dataset()
+    ds["sentence_in_text"]["video_002"].append("extra")
+    path = tmp_path / "d.pkl"
+    path.write_bytes(pickle.dumps(ds))
+    code, err = run_cli(train_args(path, tmp_path / "run"), capsys)
+    assert_one_line_error(code, err, "video_002", "sentence_in_text")
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_empty_split(tmp_path, capsys, split):
+    ds = synthetic_dataset()
+    ds[split] = []
+    path = tmp_path / "d.pkl"
+    path.write_bytes(pickle.dumps(ds))
+    code, err = run_cli(train_args(path, tmp_path / "run"), capsys)
+    assert_one_line_error(code, err, f"{split} split is empty")
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_emotion(tmp_path, capsys):
+    data = write_synthetic(tmp_path / "d.pkl")
+    code, err = run_cli(["train", "--task", "emotion", "--emotion", "joy", "--data", data, "--out", tmp_path / "run"], capsys)
+    assert_one_line_error(code, err, "joy", "happiness")
+    code, err = run_cli(["train", "--task", "emotion", "--data", data, "--out", tmp_path / "run"], capsys)
+    assert_one_line_error(code, err, "--emotion")
+    assert not (tmp_path / "run").exists()
+
+
+def test_checkpoint_whose_dims_do_not_match_the_data(tmp_path, capsys):
+    data = write_synthetic(tmp_path / "d.pkl")
+    assert cli.main([str(a) for a in train_args(data, tmp_path / "run")]) == 0
+    other = write_synthetic(tmp_path / "other.pkl", dims=(20, 7, 6))
+    capsys.readouterr()
+    code, err = run_cli(["evaluate", "--checkpoint", tmp_path / "run", "--data", other], capsys)
+    assert_one_line_error(code, err, "audio 12 vs 7", "other.pkl")
+
+
+def test_missing_and_corrupt_checkpoint(tmp_path, capsys):
+    data = write_synthetic(tmp_path / "d.pkl")
+    code, err = run_cli(["evaluate", "--checkpoint", tmp_path / "none", "--data", data], capsys)
+    assert_one_line_error(code, err, "no such checkpoint")
+    bad = tmp_path / "checkpoint.pt"
+    bad.write_bytes(b"garbage")
+    code, err = run_cli(["evaluate", "--checkpoint", bad, "--data", data], capsys)
+    assert_one_line_error(code, err, "not a readable Multilogue checkpoint")
+
+
+def test_resume_without_a_run(tmp_path, capsys):
+    data = write_synthetic(tmp_path / "d.pkl")
+    code, err = run_cli(train_args(data, tmp_path / "run", "--resume"), capsys)
+    assert_one_line_error(code, err, "nothing to resume")
+
+
+def test_unlabelled_task(tmp_path, capsys):
+    ds = synthetic_dataset()
+    for v in ds["ID"]:
+        ds["labels"][v][:, 0] = np.nan
+    path = tmp_path / "d.pkl"
+    path.write_bytes(pickle.dumps(ds))
+    code, err = run_cli(train_args(path, tmp_path / "run"), capsys)
+    assert_one_line_error(code, err, "no training utterance has a 'sentiment' label")
+
+
+def test_bad_flag_values(tmp_path, capsys):
+    data = write_synthetic(tmp_path / "d.pkl")
+    code, err = run_cli(train_args(data, tmp_path / "run", "--valid-ratio", "1.5"), capsys)
+    assert_one_line_error(code, err, "--valid-ratio")
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--task", "sarcasm", "--data", str(data), "--out", str(tmp_path / "run")])
+    assert e.value.code == 2

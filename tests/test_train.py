@@ -1,0 +1,113 @@
+"""Training, evaluation, resume and the run folder, on small synthetic data."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import cli
+from model.checkpoint import load_model
+from model.config import TrainConfig
+from pipeline.train import evaluate_checkpoint, run_training, split_validation
+from tests.synthetic import synthetic_dataset, write_synthetic
+
+FAST = {"epochs": 2, "batch_size": 8, "lr": 1e-3}
+
+
+def test_run_folder_and_metric_names(tmp_path):
+    ds = synthetic_dataset()
+    metrics = run_training(ds, tmp_path / "run", TrainConfig.for_task("binary", **FAST))
+    for name in ("checkpoint.pt", "last.pt", "config.json", "metrics.json", "curves.png"):
+        assert (tmp_path / "run" / name).exists(), name
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    on_disk = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert {"best_epoch", "valid", "test"} <= set(on_disk)
+    assert {"accuracy", "f1_weighted", "accuracy_nonzero", "f1_nonzero"} <= set(metrics["test"])
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert ckpt["task"] == "binary" and ckpt["feature_spec"]["text"]["dim"] == 20
+    assert ckpt["model_config"]["d_audio"] == 12
+
+
+def test_regression_and_emotion_metric_names(tmp_path):
+    ds = synthetic_dataset()
+    reg = run_training(ds, tmp_path / "r", TrainConfig.for_task("regression", **FAST))
+    assert {"mae", "pearson_r", "accuracy_binary", "accuracy_7"} <= set(reg["test"])
+    emo = run_training(ds, tmp_path / "e", TrainConfig.for_task("emotion", emotion="sadness", **FAST))
+    assert {"accuracy", "weighted_accuracy", "f1_weighted"} <= set(emo["test"])
+
+
+def test_regression_learns_a_linear_signal(tmp_path):
+    ds = synthetic_dataset(n_videos=50, seed=1)
+    small = {"d_global": 32, "d_party": 32, "d_emotion": 32, "d_hidden": 32}
+    metrics = run_training(ds, tmp_path / "r", TrainConfig.for_task("regression", epochs=15, batch_size=4, lr=3e-3, patience=15), small)
+    truth = np.concatenate([ds["labels"][v][:, 0] for v in ds["test"]])
+    constant_mae = np.abs(truth - np.mean([ds["labels"][v][:, 0] for v in ds["train"]][0])).mean()
+    assert metrics["test"]["mae"] < 0.8 * constant_mae
+    assert metrics["test"]["pearson_r"] > 0.5
+
+
+def test_validation_split_comes_from_training_videos_only():
+    train, valid = split_validation([f"v{i}" for i in range(20)], 0.1, seed=3)
+    assert len(valid) == 2 and not set(train) & set(valid) and len(train) == 18
+    assert split_validation(["a"], 0.1, 0) == (["a"], [])
+
+
+def test_model_selection_never_sees_the_test_split(tmp_path):
+    """Corrupting test labels must not change which epoch is selected."""
+    ds = synthetic_dataset(n_videos=30)
+    a = run_training(ds, tmp_path / "a", TrainConfig.for_task("binary", epochs=4, batch_size=8, lr=3e-3, patience=10))
+    for v in ds["test"]:
+        ds["labels"][v][:, 0] *= -1
+    b = run_training(ds, tmp_path / "b", TrainConfig.for_task("binary", epochs=4, batch_size=8, lr=3e-3, patience=10))
+    assert a["best_epoch"] == b["best_epoch"] and a["valid"] == b["valid"]
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    ds = synthetic_dataset()
+    cfg = TrainConfig.for_task("binary", epochs=4, batch_size=8, lr=1e-3, patience=10)
+    run_training(ds, tmp_path / "full", cfg)
+
+    def interrupt(done, total, **info):
+        if info.get("_desc", "").startswith("epoch 3") and done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_training(ds, tmp_path / "cut", cfg, progress=interrupt)
+    assert torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["epoch"] == 2
+    run_training(ds, tmp_path / "cut", cfg, resume=True)
+    full = torch.load(tmp_path / "full" / "last.pt", weights_only=True)
+    cut = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)
+    assert [h["epoch"] for h in cut["history"]] == [1, 2, 3, 4]
+    for k in full["model"]:
+        torch.testing.assert_close(full["model"][k], cut["model"][k])
+
+
+def test_faithful_flag_reaches_the_checkpoint(tmp_path):
+    data = write_synthetic(tmp_path / "d.pkl")
+    assert cli.main(["train", "--task", "binary", "--data", str(data), "--out", str(tmp_path / "f"), "--epochs", "1", "--faithful"]) == 0
+    model, ckpt = load_model(tmp_path / "f")
+    assert ckpt["model_config"]["mask_fusion"] is False and model.config.mask_fusion is False
+
+
+def test_cli_emotion_all_and_evaluate(tmp_path, capsys):
+    data = write_synthetic(tmp_path / "d.pkl", n_videos=12)
+    code = cli.main(["train", "--task", "emotion", "--emotion", "all", "--data", str(data), "--out", str(tmp_path / "emo"), "--epochs", "1", "--batch-size", "4"])
+    assert code == 0
+    for e in ("happiness", "sadness", "anger", "surprise", "disgust", "fear"):
+        assert (tmp_path / "emo" / e / "checkpoint.pt").exists()
+    summary = json.loads((tmp_path / "emo" / "summary.json").read_text())
+    assert set(summary) == {"happiness", "sadness", "anger", "surprise", "disgust", "fear"}
+    assert "| fear |" in capsys.readouterr().out
+    results = evaluate_checkpoint(tmp_path / "emo" / "fear", data)
+    (title, metrics), = results.items()
+    assert "emotion/fear" in title and "weighted_accuracy" in metrics
+    assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "emo" / "fear"), "--data", str(data)]) == 0
+    assert "weighted_accuracy" in capsys.readouterr().out
+
+
+def test_cli_info_model_prints_paper_parameter_count(capsys):
+    assert cli.main(["info", "model", "--task", "binary", "--dims", "300", "384", "35"]) == 0
+    assert "trainable_parameters=3,586,202" in capsys.readouterr().out
+    assert cli.main(["info", "model", "--task", "regression", "--dims", "300", "384", "35"]) == 0
+    assert "trainable_parameters=1,782,201" in capsys.readouterr().out
