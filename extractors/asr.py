@@ -33,6 +33,7 @@ import functools
 import io
 import logging
 import re
+from typing import Any
 
 import numpy as np
 
@@ -48,14 +49,26 @@ _WORD = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
 
 
 @functools.lru_cache(maxsize=2)
-def _decoder(kind: str):
-    """One pocketsphinx Decoder per process and purpose ("align" or "asr")."""
+def _make_decoder(kind: str) -> tuple[Any, str]:
     try:
         from pocketsphinx import Decoder
     except ImportError as e:  # pragma: no cover - pinned in requirements.txt
         raise ExtractionError("pocketsphinx is not installed; `pip install pocketsphinx==5.1.1`") from e
-    kwargs = FAST_SEARCH if kind == "asr" else {}
-    return Decoder(loglevel="FATAL", **kwargs)
+    decoder = Decoder(loglevel="FATAL", **(FAST_SEARCH if kind == "asr" else {}))
+    return decoder, decoder.get_cmn(False)
+
+
+def _decoder(kind: str):
+    """The process's pocketsphinx Decoder for `kind` ("align" or "asr"), reset for a new clip.
+
+    Live cepstral mean normalisation carries its estimate from one utterance to the next; restoring the
+    initial mean makes a clip's result independent of the clips decoded before it in the same process
+    (which worker got which clips), so cached features are reproducible.
+    """
+    decoder, initial_cmn = _make_decoder(kind)
+    decoder.reinit_feat()  # noise estimate and other front-end state
+    decoder.set_cmn(initial_cmn)
+    return decoder
 
 
 def to_pcm16(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, dither: float = 1e-4) -> bytes:

@@ -20,19 +20,21 @@ features are zeros and the count of such utterances is recorded in meta.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import logging
 import multiprocessing
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -165,19 +167,33 @@ def build_extractors(choices: dict[str, tuple[str, dict]]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ one clip (runs in a worker)
 _WORKER: dict[str, Any] = {}
+_THREAD_ENV = {v: "1" for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTEROP_THREADS", "TF_NUM_INTRAOP_THREADS")}
+
+
+@contextlib.contextmanager
+def _thread_env(extra: dict[str, str] | None = None) -> Iterator[None]:
+    """Set _THREAD_ENV (and `extra`) in this process while worker processes start (they inherit it), then restore."""
+    env = {**_THREAD_ENV, **(extra or {})}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _init_worker(settings: dict, single_thread: bool, log_level: int) -> None:
     """Per-process set-up: logging, one thread per worker, extractors built once on first use."""
     if single_thread:
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTEROP_THREADS", "TF_NUM_INTRAOP_THREADS"):
-            os.environ[var] = "1"
-        try:
-            import torch
-
-            torch.set_num_threads(1)
-        except ImportError:  # pragma: no cover
-            pass
+        # One thread per worker, since the workers already fill the cores. The variables are also set in the
+        # parent while it spawns workers (see _thread_env), so numpy's BLAS, imported before this runs, obeys.
+        os.environ.update(_THREAD_ENV)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(1)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
     _WORKER.clear()
@@ -316,11 +332,12 @@ def _run_all(jobs: list[tuple[str, bool]], settings: dict, workers: int, on_resu
     pending = list(range(len(jobs)))
     # Longest files first packs the workers better.
     pending.sort(key=lambda i: -_size(jobs[i][0]))
-    ctx = multiprocessing.get_context("spawn")  # fork after torch/mediapipe threads start can deadlock
+    ctx = _worker_context(settings)
     for attempt in range(3):
         pool = ProcessPoolExecutor(min(workers, len(pending)), mp_context=ctx, initializer=_init_worker,
                                    initargs=(settings, True, logging.getLogger().getEffectiveLevel()))
-        futures = {pool.submit(process_clip, *jobs[i]): i for i in pending}
+        with _thread_env(getattr(ctx, "preload_env", None)):  # workers start on the first submissions
+            futures = {pool.submit(process_clip, *jobs[i]): i for i in pending}
         done: set[int] = set()
         try:
             for fut in as_completed(futures):
@@ -341,6 +358,22 @@ def _run_all(jobs: list[tuple[str, bool]], settings: dict, workers: int, on_resu
     for i in pending:
         if not on_result(i, {"status": "failed", "reason": f"{jobs[i][0]}: a worker process died on it repeatedly (crash or out of memory)"}):
             return
+
+
+def _worker_context(settings: dict) -> multiprocessing.context.BaseContext:
+    """Workers fork from a clean single-threaded server that has the heavy libraries and the text vectors
+    loaded (pipeline._preload): they start in a fraction of a second and share those pages. Forking this
+    process instead could deadlock once torch or mediapipe run threads here; where forkserver does not
+    exist (Windows, macOS defaults aside), workers are spawned and load everything themselves."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    from pipeline._preload import ENV
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["pipeline._preload"])
+    # read by the server when it starts (first pool of this process); later pools reuse the warm server
+    ctx.preload_env = {ENV: json.dumps({"text": settings["choices"]["text"]}, default=str)}  # type: ignore[attr-defined]
+    return ctx
 
 
 def _size(path: str) -> int:

@@ -16,7 +16,7 @@ import pytest
 
 from data.dataset import load_dataset
 from data.errors import UserError
-from tests.extract_fixtures import make_clip, make_silent_video, tools_available
+from tests.clipgen import astronaut, make_clip, make_silent_video, tools_available
 
 pytestmark = pytest.mark.skipif(not tools_available(), reason="needs ffmpeg and espeak-ng on PATH")
 
@@ -24,18 +24,11 @@ REPO = Path(__file__).resolve().parents[1]
 REAL_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
 FAST = ["--visual", "none", "--audio-features", "mfcc"]  # cheap extractors where features are not the point
 
-SRT = """1
-00:00:00,200 --> 00:00:02,100
-ALICE: the weather is lovely today
+def srt(cues: list[tuple[float, float, str]]) -> str:
+    def clock(x: float) -> str:
+        return f"00:{int(x // 60):02d}:{x % 60:06.3f}".replace(".", ",")
 
-2
-00:00:02,500 --> 00:00:04,400
-BOB: I am very happy to see you
-
-3
-00:00:04,800 --> 00:00:06,500
-ALICE: this is terrible news
-"""
+    return "".join(f"{i}\n{clock(a)} --> {clock(b)}\n{text}\n\n" for i, (a, b, text) in enumerate(cues, 1))
 
 
 def cli(*argv: str) -> int:
@@ -49,17 +42,19 @@ def corpus(tmp_path_factory):
     """Five generated clips covering every transcript route, and labels.csv; extracted once with the defaults."""
     root = tmp_path_factory.mktemp("corpus")
     folder = root / "videos"
-    make_clip(folder / "talk" / "dialogue.mp4", ["the weather is lovely today", "I am very happy to see you", "this is terrible news"], pause=0.4)
-    (folder / "talk" / "dialogue.srt").write_text(SRT, encoding="utf-8")
+    face = astronaut()
+    said = make_clip(folder / "talk" / "dialogue.mp4", ["the weather is lovely today", "I am very happy to see you", "this is terrible news"], face)
+    cues = [(s.start, s.end, f"{who}: {s.text}") for s, who in zip(said, ["ALICE", "BOB", "ALICE"])]
+    (folder / "talk" / "dialogue.srt").write_text(srt(cues), encoding="utf-8")
     lines = ["good morning everyone", "what a horrible day", "thank you very much"]
-    _, spans = make_clip(folder / "talk" / "lines.mp4", lines, pause=0.8)
+    spans = [(seg.start, seg.end) for seg in make_clip(folder / "talk" / "lines.mp4", lines, face, gap=0.8)]
     (folder / "talk" / "lines.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    make_clip(folder / "labelled.mp4", ["I love this", "I hate that"], pause=0.5)
+    make_clip(folder / "labelled.mp4", ["I love this", "I hate that"], face, gap=0.5)
     (folder / "labelled.csv").write_text("start,end,speaker,text,sentiment,happiness,anger\n"
                                          "0.2,1.1,Zoë,I love this,2.5,2,0\n1.5,2.6,Zoë,I hate that,-2,0,2.5\n", encoding="utf-8")
     make_clip(folder / "café ü.wav", ["a short voice note"])
     (folder / "café ü.txt").write_text("\ufeffNARRATOR: a short voice note\r\n", encoding="utf-8")
-    make_clip(folder / "auto.mp4", ["nobody wrote this down"])
+    make_clip(folder / "auto.mp4", ["nobody wrote this down"], face)
     (folder / "labels.csv").write_text("video,utterance,sentiment,surprise,split\n"
                                        "talk/dialogue,1,3,1.5,test\nlabelled,0,1,,train\n", encoding="utf-8")
     out = root / "out" / "dataset.pkl"
@@ -68,7 +63,7 @@ def corpus(tmp_path_factory):
 
     report = extract_folder(
         folder, out, workers=1, cache_dir=root / "cache", progress=lambda d, t, **k: calls.append((d, t, k)))
-    return {"folder": folder, "out": out, "report": report, "ds": load_dataset(out), "spans": spans, "calls": calls, "root": root}
+    return {"folder": folder, "out": out, "report": report, "ds": load_dataset(out), "spans": spans, "cues": cues, "calls": calls, "root": root}
 
 
 def test_dataset_shapes_specs_and_meta(corpus):
@@ -96,7 +91,7 @@ def test_transcript_routes(corpus):
     ds = corpus["ds"]
     assert ds["speakers"]["talk/dialogue"] == ["ALICE", "BOB", "ALICE"]
     assert ds["sentence_in_text"]["talk/dialogue"][1] == "I am very happy to see you"
-    assert ds["meta"]["timings"]["talk/dialogue"][0] == [0.2, 2.1]
+    assert ds["meta"]["timings"]["talk/dialogue"][0] == [pytest.approx(0.2, abs=1e-3), pytest.approx(corpus["cues"][0][1], abs=1e-3)]
     assert ds["speakers"]["café ü"] == ["NARRATOR"] and ds["meta"]["timings"]["café ü"][0][0] == 0.0
     assert ds["meta"]["provenance"]["clips"]["talk/lines"]["timing"] == "aligned"
     for (start, end), (t0, t1) in zip(ds["meta"]["timings"]["talk/lines"], corpus["spans"]):

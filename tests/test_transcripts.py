@@ -12,6 +12,7 @@ from data.errors import ExtractionError, UserError
 from extractors.base import Media, Segment
 from extractors.transcripts import find_transcript, place_segments, read_transcript, split_speaker
 from pipeline.labels import label_matrix, read_labels, split_videos
+from tests.clipgen import speak, tools_available
 
 SRT = """1
 00:00:00,500 --> 00:00:02,000
@@ -236,3 +237,20 @@ def test_split_videos_is_stable_and_respects_fixed():
     assert "v0" in test2 and "v1" in train2
     assert split_videos(["x", "y"], 0.2, seed=0)[1] != []  # at least one test video
     assert split_videos(["x"], 0.2, seed=0) == (["x"], [])
+
+
+@pytest.mark.skipif(not tools_available(), reason="needs ffmpeg and espeak-ng on PATH")
+def test_asr_result_does_not_depend_on_previous_clips():
+    """pocketsphinx adapts its front end from one utterance to the next; each clip must start afresh
+    (the bug: a clip's automatic text changed with the clips a worker had decoded before it)."""
+    from extractors.asr import align_lines, transcribe
+
+    a, b = speak("the weather is lovely today"), speak("this is terrible news and I hate it")
+    first = transcribe(a)
+    transcribe(b)
+    assert transcribe(a) == first
+    two = np.concatenate([a, np.zeros(8000, np.float32), b]) + np.random.default_rng(1).normal(0, 1e-4, len(a) + len(b) + 8000).astype(np.float32)
+    spans = align_lines(two, 16000, ["the weather is lovely today", "this is terrible news and I hate it"])
+    transcribe(b)
+    assert align_lines(two, 16000, ["the weather is lovely today", "this is terrible news and I hate it"]) == spans
+    assert spans[1] == "aligned" and spans[0][0][1] <= len(a) / 16000 + 0.2 <= spans[0][1][0] + 0.5

@@ -1,0 +1,40 @@
+"""Warm-up imported once by the fork server that starts extraction workers (see pipeline.extract._run_all).
+
+Workers are forked from that server, so what is loaded here is loaded once and shared (copy-on-write) by
+every worker instead of being loaded by each: the heavy imports (torch through spaCy's thinc, spaCy,
+gensim, mediapipe, openSMILE, pocketsphinx) and the text extractor's word vectors, which are by far the
+slowest part of a worker's start (GloVe 6B: ~2 s and ~300 MB per worker otherwise). Nothing here starts a
+thread pool or a model graph, so forking afterwards is safe. The text extractor to warm comes from the
+environment variable set by the parent while it starts the server; any failure only costs the speed-up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+ENV = "MULTILOGUE_EXTRACT_PRELOAD"
+
+
+def warm(choices: dict) -> None:
+    """Import the extractors' libraries and load the text extractor's vectors and tokenizer."""
+    import importlib
+
+    for module in ("numpy", "opensmile", "pocketsphinx", "ffmpeg", "mediapipe", "ai_edge_litert.interpreter"):
+        try:
+            importlib.import_module(module)
+        except Exception:  # an optional backend that is missing: the worker reports it if it is needed
+            pass
+    if "text" in choices:
+        from extractors.base import Segment
+        from pipeline.extract import build_extractors
+
+        text = build_extractors({"text": tuple(choices["text"])})["text"]
+        text(None, [Segment(0.0, 1.0, "A", "warm up")])
+
+
+try:
+    warm(json.loads(os.environ.get(ENV, "{}")))
+except Exception as e:  # never stop the server: workers load what they need themselves
+    logging.getLogger(__name__).debug("preload failed: %s", e)
