@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -68,9 +69,27 @@ def test_large_frames_are_scaled_down_keeping_aspect() -> None:
     assert frame_size(641, 479, None) == (640, 478)  # even sides
 
 
-def test_decode_honours_max_side(clips: dict[str, Path]) -> None:
-    m = decode(clips["video"], fps=2.0, max_side=100)
-    assert m.frames is not None and m.frames.shape[1:3] == (100, 100)
+@pytest.mark.parametrize("width, height, max_side", [(241, 179, None), (400, 300, 200), (180, 320, 100)])
+def test_decode_frame_size_matches_frame_size(tmp_path: Path, width: int, height: int, max_side: int | None) -> None:
+    clip = tmp_path / "pattern.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"testsrc=s={width}x{height}:r=10:d=0.5",
+                    "-f", "lavfi", "-i", "sine=d=0.5", "-shortest", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-pix_fmt", "yuv444p", str(clip)], check=True)
+    m = decode(clip, fps=5.0, max_side=max_side)
+    assert m.frames is not None and m.frames.shape[1:3][::-1] == frame_size(width, height, max_side)
+
+
+def test_cover_art_is_not_video(tmp_path: Path, clips: dict[str, Path]) -> None:
+    from skimage.io import imsave
+
+    imsave(tmp_path / "cover.png", astronaut(), check_contrast=False)
+    song = tmp_path / "song.mp3"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(clips["mp3"]), "-i", str(tmp_path / "cover.png"), "-map", "0",
+                    "-map", "1", "-c", "copy", "-id3v2_version", "3", "-disposition:v", "attached_pic", str(song)],
+                   check=True)
+    assert not probe(song)["has_video"]
+    m = decode(song)
+    assert m.frames is None and m.audio.size > 16_000
 
 
 def test_non_ascii_file_name(clips: dict[str, Path]) -> None:
