@@ -3,7 +3,8 @@
 Workers are forked from that server, so what is loaded here is loaded once and shared (copy-on-write) by
 every worker instead of being loaded by each: the heavy imports (torch through spaCy's thinc, spaCy,
 gensim, mediapipe, openSMILE, pocketsphinx) and the text extractor's word vectors, which are by far the
-slowest part of a worker's start (GloVe 6B: ~2 s and ~300 MB per worker otherwise). Nothing here starts a
+slowest part of a worker's start (GloVe 6B: ~2 s and ~300 MB per worker otherwise), and the pocketsphinx
+decoders. Nothing here starts a
 thread pool or a model graph, so forking afterwards is safe. The text extractor to warm comes from the
 environment variable set by the parent while it starts the server; any failure only costs the speed-up.
 """
@@ -26,6 +27,13 @@ def warm(choices: dict) -> None:
             importlib.import_module(module)
         except Exception:  # an optional backend that is missing: the worker reports it if it is needed
             pass
+    try:  # pocketsphinx decoders (plain C state, no threads): ~0.25 s each per worker otherwise
+        from extractors.asr import _make_decoder
+
+        _make_decoder("align")
+        _make_decoder("asr")
+    except Exception:
+        pass
     if "text" in choices:
         from extractors.base import Segment
         from pipeline.extract import build_extractors

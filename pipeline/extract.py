@@ -471,6 +471,8 @@ def extract_folder(
             progress(len(results) + len(report.failures), len(clips), failed=len(report.failures), cached=report.cached)
         return not (strict and report.failures)
 
+    if progress is not None:  # show the bar (and its clip count) while the workers start
+        progress(0, len(clips), failed=0, cached=0)
     _run_all(jobs, settings, workers, on_result)
     report.stage_seconds = stage
     report.failures.sort(key=lambda f: f["clip"])

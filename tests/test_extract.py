@@ -84,7 +84,7 @@ def test_dataset_shapes_specs_and_meta(corpus):
     assert ds["meta"]["automatic_text"] == ["auto"]
     assert ds["meta"]["provenance"]["clips"]["café ü"]["file"] == "café ü.wav"
     assert json.loads((corpus["out"].parent / "failures.json").read_text()) == []
-    assert corpus["calls"][-1][:2] == (5, 5) and [c[0] for c in corpus["calls"]] == [1, 2, 3, 4, 5]
+    assert corpus["calls"][-1][:2] == (5, 5) and [c[0] for c in corpus["calls"]] == [0, 1, 2, 3, 4, 5]
 
 
 def test_transcript_routes(corpus):
