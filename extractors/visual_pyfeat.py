@@ -285,7 +285,9 @@ class PyFeatVisual:
         """Run py-feat on frames (n, H, W, 3) uint8 RGB; returns its per-face table."""
         import torch
 
-        tensor = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).contiguous()
+        # torch refuses to share read-only memory (decoded frames are read-only views of ffmpeg's output).
+        frames = np.array(frames, copy=not frames.flags.writeable or not frames.flags.c_contiguous)
+        tensor = torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()
         return self.detector.detect(tensor, data_type="tensor", batch_size=self.batch_size, progress_bar=False)
 
     def __call__(self, media: Media, segments: list[Segment]) -> np.ndarray:

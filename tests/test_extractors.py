@@ -368,3 +368,34 @@ def test_pyfeat_extractor_around_the_detector() -> None:
     np.testing.assert_allclose(rows[2, [0, -1]], [0.4, 1.0], rtol=1e-6)
     assert ex.params == {"fps": 5.0, "max_side": 640, "detector": "Detectorv2"}
     assert pickle.loads(pickle.dumps(ex))._detector is None
+
+
+@pytest.mark.skipif(not os.environ.get("MULTILOGUE_SLOW_TESTS"), reason="slow (~30 s): set MULTILOGUE_SLOW_TESTS=1")
+@needs_tools
+def test_pyfeat_real_detector_with_random_weights(tmp_path: Path, talk: tuple[Media, list[Segment]]) -> None:
+    """The real Detectorv2 construction and detect() call, on randomly initialised weights of the right shape
+    (the trained ones cannot be downloaded here): checks our wiring against the installed py-feat."""
+    import dataclasses
+    import json
+
+    import torch
+    from feat.face_detectors.Retinaface.Retinaface_model import RetinaFace
+    from feat.face_detectors.Retinaface.Retinaface_test import RETINAFACE_R34_CFG
+    from feat.multitask.model_v2 import MEGraphAUv2, ModelV2Config
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    cfg = ModelV2Config(n_au=20, n_emotion=7, pretrained=False, backbone="convnextv2_atto", use_head_v3=True,
+                        drop_mefl=True, emotion_use_au_prob=True)
+    save_file({k: v.contiguous() for k, v in MEGraphAUv2(cfg).state_dict().items()},
+              str(tmp_path / "face_multitask_v28.safetensors"), metadata={"config": json.dumps(dataclasses.asdict(cfg))})
+    save_file({k: v.contiguous() for k, v in RetinaFace(RETINAFACE_R34_CFG).state_dict().items()},
+              str(tmp_path / "retinaface_r34.safetensors"))
+    ex = build_extractor("visual", "pyfeat", weights_dir=str(tmp_path))
+    # Random RetinaFace weights "find" hundreds of faces per frame: keep one so the test stays quick.
+    ex.detector.face_detector.keep_top_k = 1
+    ex.detector.face_detector.detection_threshold = 0.0
+    media, segments = talk
+    rows = ex(media, segments)
+    check_rows(rows, len(segments), ex)
+    np.testing.assert_allclose(rows[:, -1], 1.0)
