@@ -120,8 +120,8 @@ def _probe_ffprobe(path: str, ffprobe: str) -> dict[str, Any]:
 
 
 _DURATION_RE = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
-_VIDEO_RE = re.compile(r"Stream #\S+.*?: Video: .*?(\d{2,5})x(\d{2,5})")
-_AUDIO_RE = re.compile(r"Stream #\S+.*?: Audio: .*?(\d+) Hz")
+_SIZE_RE = re.compile(r", (\d{1,5})x(\d{1,5})")
+_RATE_RE = re.compile(r"(\d+) Hz")
 
 
 def _probe_ffmpeg_banner(path: str) -> dict[str, Any]:
@@ -129,24 +129,27 @@ def _probe_ffmpeg_banner(path: str) -> dict[str, Any]:
     proc = subprocess.run([ffmpeg_binary(), "-hide_banner", "-i", path], capture_output=True, text=True,
                           errors="replace")
     text = proc.stderr
-    if "Invalid data found" in text or ("Stream #" not in text):
+    if "Stream #" not in text:
         raise ExtractionError(
             f"{path}: ffmpeg cannot read it ({_last_line(text)}); the file is corrupt or not a media file, "
             "re-export it"
         )
     m = _DURATION_RE.search(text)
     duration = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3)) if m else 0.0
-    video = [v for v in _VIDEO_RE.finditer(text) if "attached pic" not in text[v.start():text.find("\n", v.start())]]
-    audio = list(_AUDIO_RE.finditer(text))
+    # One block per stream: its "Stream #" line plus the indented metadata / side data lines under it.
+    blocks = ["Stream #" + b for b in text.split("Stream #")[1:]]
+    video = [b for b in blocks if ": Video: " in b.splitlines()[0] and "attached pic" not in b.splitlines()[0]]
+    audio = [b for b in blocks if ": Audio: " in b.splitlines()[0]]
     out: dict[str, Any] = {"duration": duration, "has_audio": bool(audio), "has_video": bool(video)}
-    if video:
-        w, h = int(video[0].group(1)), int(video[0].group(2))
-        line = text[video[0].start():]
-        if re.search(r"rotation of -?(90|270)", line.split("Stream #", 2)[1] if "Stream #" in line else ""):
+    size = _SIZE_RE.search(video[0].splitlines()[0]) if video else None
+    if size:
+        w, h = int(size.group(1)), int(size.group(2))
+        if re.search(r"rotation of -?(90|270)\.", video[0]):  # autorotation swaps the sides on decode
             w, h = h, w
         out.update(width=w, height=h)
-    if audio:
-        out["sample_rate"] = int(audio[0].group(1))
+    rate = _RATE_RE.search(audio[0].splitlines()[0]) if audio else None
+    if rate:
+        out["sample_rate"] = int(rate.group(1))
     return out
 
 
@@ -196,7 +199,7 @@ def _run_ffmpeg(path: str, fps: float, video: bool, max_side: int | None, thread
     """
     import ffmpeg
 
-    inp = ffmpeg.input(path)
+    inp = ffmpeg.input(path, threads=threads)  # decoder threads: an input option
     audio_r, audio_w = os.pipe()
     try:
         outputs = [ffmpeg.output(inp["a:0"], f"pipe:{audio_w}", format="f32le", acodec="pcm_f32le", ac=1,
@@ -209,9 +212,9 @@ def _run_ffmpeg(path: str, fps: float, video: bool, max_side: int | None, thread
                   "force_divisible_by=2")
             # "V" skips cover art (attached pictures); "?" lets audio-only files through to the retry below.
             outputs.insert(0, ffmpeg.output(inp["V:0?"], "pipe:1", format="rawvideo", pix_fmt="rgb24", vf=vf))
-        args = ffmpeg.merge_outputs(*outputs).global_args(
-            "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info", "-threads", str(threads)
-        ).compile(cmd=ffmpeg_binary())
+        args = ffmpeg.merge_outputs(*outputs).compile(cmd=ffmpeg_binary())
+        # ffmpeg-python appends global options after the outputs, where ffmpeg warns about them: put them first.
+        args = [args[0], "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info", *args[1:]]
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(audio_w,))
     except BaseException:
         os.close(audio_r)

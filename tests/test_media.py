@@ -79,6 +79,19 @@ def test_decode_frame_size_matches_frame_size(tmp_path: Path, width: int, height
     assert m.frames is not None and m.frames.shape[1:3][::-1] == frame_size(width, height, max_side)
 
 
+def test_rotated_video_is_decoded_upright(tmp_path: Path) -> None:
+    landscape, rotated = tmp_path / "land.mp4", tmp_path / "rot.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=s=320x240:r=10:d=0.5", "-f", "lavfi",
+                    "-i", "sine=d=0.5", "-shortest", "-c:v", "libx264", "-preset", "ultrafast", str(landscape)],
+                   check=True)
+    tag = subprocess.run(["ffmpeg", "-v", "error", "-i", str(landscape), "-c", "copy", "-metadata:s:v", "rotate=90",
+                          str(rotated)], capture_output=True)
+    if tag.returncode != 0 or probe(rotated)["width"] != 240:
+        pytest.skip("this ffmpeg cannot tag a rotation with -metadata:s:v rotate=90")
+    m = decode(rotated, max_side=160)
+    assert m.frames is not None and m.frames.shape[1:3] == (160, 120)  # portrait, as players show it
+
+
 def test_cover_art_is_not_video(tmp_path: Path, clips: dict[str, Path]) -> None:
     from skimage.io import imsave
 
