@@ -276,16 +276,41 @@ def process_clip(clip: str, audio_only: bool) -> dict:
 
 
 def _compute(clip: str, transcript: Path | None, audio_only: bool, settings: dict) -> dict:
+    return extract_clip(clip, _worker_extractors(), fps=settings["fps"], transcript=transcript, audio_only=audio_only,
+                        asr_params=settings["asr"], threads=1 if _WORKER.get("single_thread") else 0)
+
+
+def extract_clip(
+    clip: str | Path,
+    extractors: dict[str, Any],
+    *,
+    fps: float = 5.0,
+    transcript: str | Path | None = None,
+    audio_only: bool = False,
+    asr_params: dict | None = None,
+    threads: int = 0,
+    segments: list[Segment] | None = None,
+) -> dict:
+    """One clip -> utterance segments and one feature row per utterance and modality (no cache).
+
+    The per-clip step shared by `extract_folder` (in its workers) and `pipeline.predict`: decode the clip once,
+    place its utterances (`transcript`, else the transcript beside the clip, else pocketsphinx) unless
+    `segments` are given, then run each extractor of `extractors` (modality -> extractor) over them.
+
+    Returns {"text"|"audio"|"visual": (n_utt, dim) float32 finite, "segments": [[start, end, speaker, text,
+    labels]], "info": {transcript, format, timing, automatic_text}, "duration": seconds, "audio_only": bool,
+    "no_face": utterances without a face, "times": seconds per stage (decode, segments, text, audio, visual)}.
+    Raises ExtractionError (NoAudioError without an audio stream) naming the clip and the fix.
+    """
     from extractors.media import DEFAULT_MAX_SIDE, decode
     from extractors.transcripts import place_segments
 
-    extractors = _worker_extractors()
+    clip = str(clip)
     times: dict[str, float] = {}
     t = time.perf_counter()
     max_side = getattr(extractors["visual"], "max_side", DEFAULT_MAX_SIDE)
     want_video = not audio_only and extractors["visual"].dim > 0  # frames are the costly part of decoding
-    media = decode(clip, fps=settings["fps"], video=want_video, max_side=max_side,
-                   threads=1 if _WORKER.get("single_thread") else 0)
+    media = decode(clip, fps=fps, video=want_video, max_side=max_side, threads=threads)
     times["decode"] = time.perf_counter() - t
     if media.duration <= 0 or media.audio.size == 0:
         raise ExtractionError(f"{clip}: zero length; re-export the clip")
@@ -293,7 +318,10 @@ def _compute(clip: str, transcript: Path | None, audio_only: bool, settings: dic
     # audio-only: an audio file, or a "video" whose video stream is missing or decodes to nothing
     audio_only = audio_only or (want_video and not has_video)
     t = time.perf_counter()
-    segments, info = place_segments(clip, media, transcript, asr_params=settings["asr"])
+    if segments is None:
+        segments, info = place_segments(clip, media, transcript, asr_params=asr_params or {})
+    else:
+        info = {"transcript": None, "format": None, "timing": "given", "automatic_text": False}
     times["segments"] = time.perf_counter() - t
     result: dict[str, Any] = {}
     for m in MODALITIES:
@@ -376,6 +404,14 @@ def _worker_context(settings: dict) -> multiprocessing.context.BaseContext:
     return ctx
 
 
+def _usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. under taskset or a container limit)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _size(path: str) -> int:
     try:
         return os.path.getsize(path)
@@ -417,7 +453,7 @@ def extract_folder(
         raise UserError(f"test_ratio {test_ratio}: must be in [0, 1)")
     if fps <= 0:
         raise UserError(f"fps {fps}: must be > 0")
-    workers = (os.cpu_count() or 1) if workers is None else int(workers)
+    workers = _usable_cores() if workers is None else int(workers)
     if workers < 1:
         raise UserError(f"workers {workers}: must be >= 1")
     user_cache_dir = cache_dir
