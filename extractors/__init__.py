@@ -87,14 +87,15 @@ def build_from_spec(modality: str, spec: dict[str, Any], **runtime: Any) -> Extr
     """Rebuild the extractor a feature spec {"name", "params", "dim"} describes (e.g. from a checkpoint).
 
     `runtime` adds settings that do not change the output and so are not in the spec (cache_dir for glove,
-    weights_dir for pyfeat). Raises ExtractionError when the rebuilt extractor's dim differs from the spec's
-    (e.g. a different GloVe file at the same path).
+    weights_dir for pyfeat), or overrides a stored one that is machine-specific (glove's path, when the
+    vector file sits elsewhere on this machine). Raises ExtractionError when the rebuilt extractor's dim
+    differs from the spec's (e.g. a different GloVe file).
     """
     try:
         name, params = spec["name"], dict(spec.get("params") or {})
     except (KeyError, TypeError) as e:
         raise ExtractionError(f"feature spec {spec!r}: expected a dict with 'name', 'params' and 'dim'") from e
-    extractor = build_extractor(modality, name, **params, **runtime)
+    extractor = build_extractor(modality, name, **{**params, **runtime})
     if "dim" in spec and int(spec["dim"]) != int(extractor.dim):
         raise ExtractionError(
             f"{modality} extractor {name!r} with {params} gives {extractor.dim}-d features but the spec says "

@@ -248,6 +248,7 @@ class FaceMeshVisual:
         if media.frames is None or media.frame_times is None or len(media.frames) == 0:
             log.info("%s: no video frames; visual features are zeros", media.path)
             return out
+        check_sampling(media, self.fps, self.name)
         per_seg = [segment_frames(media.frame_times, seg) for seg in segments]
         wanted = np.unique(np.concatenate(per_seg)) if per_seg else np.zeros(0, dtype=np.int64)
         feats, found = self.frame_features(media.frames[wanted])
@@ -259,6 +260,15 @@ class FaceMeshVisual:
         state = dict(self.__dict__)
         state["_fer"] = None  # the tflite interpreter does not pickle; rebuilt in the worker
         return state
+
+
+def check_sampling(media: Media, fps: float, name: str) -> None:
+    """Warn when the frames were sampled at another rate than the extractor's `fps` param says, since the
+    feature spec (saved with datasets and checkpoints) would then misdescribe the features."""
+    times = media.frame_times
+    if times is not None and len(times) > 1 and abs(float(times[1] - times[0]) - 1.0 / fps) > 1e-3:
+        log.warning("%s: frames sampled at %.3g fps but the %s extractor was built with fps=%g; build it with "
+                    "fps=<decode fps> so its spec matches", media.path, 1.0 / float(times[1] - times[0]), name, fps)
 
 
 def aggregate(feats: np.ndarray, found: np.ndarray, groups: list[np.ndarray], path: str,

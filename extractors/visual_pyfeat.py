@@ -39,7 +39,7 @@ import numpy as np
 from data.errors import ExtractionError
 from extractors.base import Media, Segment, segment_frames
 from extractors.media import DEFAULT_FPS, DEFAULT_MAX_SIDE
-from extractors.visual_facemesh import aggregate
+from extractors.visual_facemesh import aggregate, check_sampling
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +296,7 @@ class PyFeatVisual:
         if media.frames is None or media.frame_times is None or len(media.frames) == 0:
             log.info("%s: no video frames; visual features are zeros", media.path)
             return out
+        check_sampling(media, self.fps, self.name)
         per_seg = [segment_frames(media.frame_times, seg) for seg in segments]
         wanted = np.unique(np.concatenate(per_seg)) if per_seg else np.zeros(0, dtype=np.int64)
         if wanted.size == 0:

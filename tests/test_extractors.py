@@ -89,6 +89,20 @@ def test_spec_round_trip(modality: str, name: str, params: dict, dim: int) -> No
     assert spec_of(pickle.loads(pickle.dumps(e))) == spec  # workers receive pickled extractors
 
 
+def test_spec_path_can_be_overridden_on_another_machine(tmp_path: Path) -> None:
+    src = tmp_path / "v.txt"
+    src.write_text("hello 1 2\n", encoding="utf-8")
+    spec = spec_of(build_extractor("text", "glove", path=str(src)))
+    moved = tmp_path / "elsewhere.txt"
+    src.rename(moved)
+    with pytest.raises(ExtractionError, match="not found"):
+        build_from_spec("text", spec)
+    assert build_from_spec("text", spec, path=str(moved), cache_dir=str(tmp_path / "c")).dim == 2
+    moved.write_text("hello 1 2 3\n", encoding="utf-8")
+    with pytest.raises(ExtractionError, match="spec says"):  # a different file: refused, not silently used
+        build_from_spec("text", spec, path=str(moved))
+
+
 def test_segment_helpers() -> None:
     media = Media(path="x", audio=np.arange(16_000, dtype=np.float32), sample_rate=16_000, duration=1.0)
     assert segment_audio(media, Segment(0.25, 0.5)).shape == (4000,)
@@ -211,6 +225,23 @@ def test_facemesh_on_faces(talk: tuple[Media, list[Segment]]) -> None:
     assert emotions[0].argmax() == 3  # the astronaut smiles: "happy"
     np.testing.assert_allclose(rows[0], rows[1], atol=0.02)  # same still face -> same features
     assert np.abs(rows[0] - rows[2]).max() > 0.1  # a different face -> different features
+
+
+@needs_tools
+@pytest.mark.parametrize("modality, name", [("text", "glove"), ("audio", "opensmile"), ("audio", "mfcc"),
+                                            ("visual", "facemesh")])
+def test_no_segments_gives_empty_rows(talk: tuple[Media, list[Segment]], modality: str, name: str) -> None:
+    e = build_extractor(modality, name)
+    check_rows(e(talk[0], []), 0, e)
+
+
+@needs_tools
+def test_visual_warns_when_frames_were_sampled_at_another_rate(talk: tuple[Media, list[Segment]],
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    media, segments = talk
+    with caplog.at_level("WARNING"):
+        build_extractor("visual", "facemesh", fps=10.0)(media, segments[:1])
+    assert "fps=10" in caplog.text
 
 
 @needs_tools
