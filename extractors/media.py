@@ -63,6 +63,11 @@ def _ffprobe_binary() -> str | None:
     return shutil.which("ffprobe")
 
 
+def _as_url(path: str) -> str:
+    """The path as an ffmpeg URL that no protocol prefix or leading dash can be mistaken in."""
+    return "file:" + os.path.abspath(path)
+
+
 def _check_readable(path: str) -> None:
     """Fail early, naming the file, for the problems ffmpeg would report cryptically."""
     p = Path(path)
@@ -91,7 +96,7 @@ def _probe_ffprobe(path: str, ffprobe: str) -> dict[str, Any]:
     import ffmpeg
 
     try:
-        info = ffmpeg.probe(path, cmd=ffprobe)
+        info = ffmpeg.probe(_as_url(path), cmd=ffprobe)
     except ffmpeg.Error as e:
         reason = _last_line(e.stderr)
         raise ExtractionError(
@@ -126,7 +131,7 @@ _RATE_RE = re.compile(r"(\d+) Hz")
 
 def _probe_ffmpeg_banner(path: str) -> dict[str, Any]:
     """Fallback probe for imageio-ffmpeg's lone ffmpeg: parse the stream listing `ffmpeg -i` prints."""
-    proc = subprocess.run([ffmpeg_binary(), "-hide_banner", "-i", path], capture_output=True, text=True,
+    proc = subprocess.run([ffmpeg_binary(), "-hide_banner", "-i", _as_url(path)], capture_output=True, text=True,
                           errors="replace")
     text = proc.stderr
     if "Stream #" not in text:
@@ -190,7 +195,8 @@ _OUTPUT_SIZE_RE = re.compile(r"Output #0.*?Video: rawvideo.*?, (\d{1,5})x(\d{1,5
 _NO_STREAM = "does not contain any stream"
 
 
-def _run_ffmpeg(path: str, fps: float, video: bool, max_side: int | None, threads: int) -> tuple[int, bytes, bytes, str]:
+def _run_ffmpeg(path: str, fps: float, video: bool, max_side: int | None,
+                threads: int) -> tuple[int, bytes, bytes, str]:
     """One ffmpeg process: frames (rgb24 rawvideo) to stdout, 16 kHz mono f32le audio to a second pipe.
 
     Returns (return code, video bytes, audio bytes, stderr text). stderr is at info level because the
@@ -199,7 +205,8 @@ def _run_ffmpeg(path: str, fps: float, video: bool, max_side: int | None, thread
     """
     import ffmpeg
 
-    inp = ffmpeg.input(path, threads=threads)  # decoder threads: an input option
+    # "file:" keeps a name with a colon ("take:2.mp4") from being read as a protocol; threads is an input option.
+    inp = ffmpeg.input(_as_url(path), threads=threads)
     audio_r, audio_w = os.pipe()
     try:
         outputs = [ffmpeg.output(inp["a:0"], f"pipe:{audio_w}", format="f32le", acodec="pcm_f32le", ac=1,
@@ -233,8 +240,13 @@ def _run_ffmpeg(path: str, fps: float, video: bool, max_side: int | None, thread
                threading.Thread(target=drain, args=("stderr", proc.stderr), daemon=True)]
     for t in readers:
         t.start()
-    video_bytes = proc.stdout.read() if proc.stdout else b""
-    proc.wait()
+    try:
+        video_bytes = proc.stdout.read() if proc.stdout else b""
+    except BaseException:  # e.g. MemoryError or Ctrl-C: do not leave ffmpeg running
+        proc.kill()
+        raise
+    finally:
+        proc.wait()
     for t in readers:
         t.join()
     return proc.returncode, video_bytes, chunks.get("audio", b""), chunks.get("stderr", b"").decode("utf-8", "replace")
@@ -306,7 +318,8 @@ def decode(
         width, height = int(size.group(1)), int(size.group(2))
         n = len(video_bytes) // (width * height * 3)
         if n:
-            frames = np.frombuffer(video_bytes, dtype=np.uint8, count=n * width * height * 3).reshape(n, height, width, 3)
+            frames = np.frombuffer(video_bytes, dtype=np.uint8, count=n * width * height * 3)
+            frames = frames.reshape(n, height, width, 3)  # a view: no copy of what may be hundreds of MB
             frame_times = np.arange(n, dtype=np.float64) / fps
     listed = stderr.split("Output #0")[0]
     if video and frames is None and any("Video:" in ln and "attached pic" not in ln for ln in listed.splitlines()):

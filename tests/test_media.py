@@ -24,7 +24,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("media")
     out = {"video": root / "talk.mp4", "wav": root / "talk.wav", "mp3": root / "talk.mp3",
            "silent": root / "silent.mp4", "empty": root / "empty.mp4", "corrupt": root / "corrupt.mp4",
-           "unicode": root / "café ünïcode.mp4"}
+           "unicode": root / "café ünïcode.mp4", "colon": root / "take:2.mp4"}
     make_clip(out["video"], ["hello there", "good morning"], astronaut())
     make_clip(out["wav"], ["hello there"])
     make_clip(out["mp3"], ["hello there"])
@@ -32,6 +32,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out["empty"].write_bytes(b"")
     out["corrupt"].write_bytes(np.random.default_rng(0).integers(0, 256, 20_000, dtype=np.uint8).tobytes())
     shutil.copy(out["video"], out["unicode"])
+    shutil.copy(out["video"], out["colon"])
     return out
 
 
@@ -105,8 +106,12 @@ def test_cover_art_is_not_video(tmp_path: Path, clips: dict[str, Path]) -> None:
     assert m.frames is None and m.audio.size > 16_000
 
 
-def test_non_ascii_file_name(clips: dict[str, Path]) -> None:
+def test_non_ascii_and_colon_file_names(clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     assert decode(clips["unicode"]).frames is not None
+    assert decode(clips["colon"]).frames is not None  # not mistaken for a "take:" protocol
+    assert probe(clips["colon"])["has_video"]
+    monkeypatch.chdir(clips["colon"].parent)
+    assert decode("take:2.mp4").frames is not None
 
 
 @pytest.mark.parametrize("key, words", [("empty", "zero-length"), ("corrupt", "corrupt")])
