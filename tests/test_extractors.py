@@ -419,7 +419,8 @@ def test_pyfeat_real_detector_with_random_weights(tmp_path: Path, talk: tuple[Me
     cfg = ModelV2Config(n_au=20, n_emotion=7, pretrained=False, backbone="convnextv2_atto", use_head_v3=True,
                         drop_mefl=True, emotion_use_au_prob=True)
     save_file({k: v.contiguous() for k, v in MEGraphAUv2(cfg).state_dict().items()},
-              str(tmp_path / "face_multitask_v28.safetensors"), metadata={"config": json.dumps(dataclasses.asdict(cfg))})
+              str(tmp_path / "face_multitask_v28.safetensors"),
+              metadata={"config": json.dumps(dataclasses.asdict(cfg))})
     save_file({k: v.contiguous() for k, v in RetinaFace(RETINAFACE_R34_CFG).state_dict().items()},
               str(tmp_path / "retinaface_r34.safetensors"))
     ex = build_extractor("visual", "pyfeat", weights_dir=str(tmp_path))
