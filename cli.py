@@ -262,13 +262,47 @@ def cmd_evaluate(args) -> int:
 
 # ---------------------------------------------------------------- predict
 def add_predict(sub) -> None:
-    p = sub.add_parser("predict", help="per-utterance sentiment and emotions for clips")
-    p.add_argument("clips", nargs="+", type=Path)
+    p = sub.add_parser(
+        "predict",
+        help="per-utterance sentiment and emotions for clips",
+        description="Run trained Multilogue-Net models on clips: per utterance start, end, speaker, text, sentiment "
+        "(-3..3, from a regression checkpoint), label (positive/negative: a binary checkpoint's decision, else the sign "
+        "of sentiment) and emotion probabilities (from emotion checkpoints). Features are extracted with the extractors "
+        "recorded in the checkpoints. Exit status: 0 every clip worked, 1 some clips failed, 2 usage error.",
+    )
+    p.add_argument("clips", nargs="+", type=Path, help="clips, or folders of clips (searched recursively)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="checkpoint.pt, a run folder, or a folder of runs (e.g. a regression run and emotion runs); default: runs/demo")
+    p.add_argument("--transcript", type=Path, default=None,
+                   help="transcript of the one clip (.csv .srt .vtt .txt); default: the one beside the clip, else pocketsphinx transcribes")
+    p.add_argument("--format", default="table", choices=("table", "json", "csv"), help="output on stdout (default: table)")
+    p.add_argument("--plot", type=Path, default=None, help="write a PNG of sentiment and emotions over each clip's timeline")
+    p.add_argument("--pyfeat-weights", type=Path, default=None, help="folder with py-feat's weights, for checkpoints trained on --visual pyfeat")
     p.set_defaults(func=cmd_predict)
 
 
 def cmd_predict(args) -> int:
-    raise UserError("predict: not available yet in this build")
+    from pipeline.predict import FORMATTERS, collect_clips, plot_predictions, predict_clips, summary_line
+
+    if args.transcript is not None:
+        if len(args.clips) != 1 or args.clips[0].is_dir():
+            raise UserError("--transcript goes with exactly one clip; put each clip's transcript beside it (same name) for several")
+        if not args.transcript.is_file():
+            raise UserError(f"--transcript {args.transcript}: no such file")
+    clips = collect_clips(args.clips)
+    runtime = {"visual": {"weights_dir": str(args.pyfeat_weights)}} if args.pyfeat_weights is not None else None
+    progress = _tqdm_progress("predict", "clip") if len(clips) > 1 and sys.stderr.isatty() else None
+    results = predict_clips(clips, args.checkpoint, transcript=args.transcript, runtime=runtime, progress=progress)
+    print(FORMATTERS[args.format](results))
+    if args.plot is not None:
+        plot_predictions(results, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)  # stderr: stdout stays parseable json/csv
+    failed = [r for r in results if r.get("error")]
+    for r in failed:
+        print(f"error: {r['error']}", file=sys.stderr)
+    if len(results) > 1 or failed:
+        print(f"predicted {summary_line(results)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 # ---------------------------------------------------------------- info

@@ -1,0 +1,516 @@
+"""Prediction: clips -> per-utterance sentiment, positive/negative label and emotion probabilities.
+
+    predictor = Predictor("runs/demo")                 # every checkpoint.pt under the folder
+    result = predictor.predict("talk.mp4")             # {"clip", "utterances": [...], ...}
+    print(format_table([result]))
+
+Preprocess, forward, postprocess:
+1. `Predictor(checkpoint)` loads one checkpoint, or every `checkpoint.pt` under a folder (`train --out` lays
+   a regression run and `--emotion all` runs out that way): at most one per task and emotion. Each
+   checkpoint's feature spec is checked and its extractors are rebuilt from it (same extractor, same
+   params); a spec that cannot be reproduced from a clip (features imported from .csd files or seed
+   pickles, an extractor this installation lacks, different dims) raises CheckpointError in one line.
+2. Per clip, `pipeline.extract.extract_clip` (the code `cli.py extract` runs) decodes the clip, places its
+   utterances (the transcript given or found beside the clip, else pocketsphinx) and extracts features:
+   once per distinct feature spec, the utterances of the first reused by the others.
+3. Each model runs on its spec's features as one dialogue, (1, T, d) per modality.
+4. The outputs are merged per utterance:
+   - sentiment: the regression model's score in [-3, 3]; None without a regression checkpoint (a
+     classifier's probability is not a sentiment intensity, so none is invented);
+   - label: "positive"/"negative" from the binary model when there is one (with positive_prob), else from
+     the sign of sentiment (>= 0 is positive, the rule the binary task is trained on); None with neither;
+   - emotions: {emotion: probability that it is present} from each emotion checkpoint.
+
+A clip with no speech (pocketsphinx finds none and no transcript is given, or no audio stream) gives a
+result with no utterances and a `note`; a clip that cannot be read gives a result with an `error`, and the
+other clips still run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from data.dataset import EMOTIONS, MODALITIES
+from data.errors import CheckpointError, ExtractionError, UserError
+
+if TYPE_CHECKING:
+    from model.network import MultilogueNet
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RUN = Path("runs") / "demo"
+CHECKPOINT_NAME = "checkpoint.pt"  # model.checkpoint's name; repeated so a bad path fails before torch loads
+# Feature specs written by importers: the features exist only in the imported files, not as an extractor.
+IMPORTED_SPECS = {
+    "csd": "CMU-MultimodalSDK .csd sequences (`cli.py import csd`)",
+    "seed": "the seed's feature pickle (`cli.py import seed`)",
+    "synthetic": "synthetic test data",
+}
+TRAIN_HINT = ("run `make demo` (it trains into runs/demo), or train your own with `python cli.py extract VIDEOS/ -o data.pkl` "
+              "then `python cli.py train --task regression --data data.pkl --out runs/demo`, or pass --checkpoint DIR_OR_FILE")
+Progress = Callable[..., None]
+
+
+# ------------------------------------------------------------------ checkpoints
+@dataclass
+class LoadedModel:
+    """One checkpoint ready to run: `name` is the task (regression, binary) or the emotion."""
+
+    path: Path
+    task: str
+    emotion: str | None
+    model: "MultilogueNet"
+    spec: dict[str, dict]
+
+    @property
+    def name(self) -> str:
+        return self.emotion or self.task
+
+
+def default_checkpoint() -> Path:
+    """runs/demo in the working folder, else the repository's runs/demo; CheckpointError saying how to get one."""
+    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        if (base / DEFAULT_RUN).is_dir() and any((base / DEFAULT_RUN).rglob(CHECKPOINT_NAME)):
+            return base / DEFAULT_RUN
+    raise CheckpointError(f"no --checkpoint given and no trained model in {DEFAULT_RUN}/; {TRAIN_HINT}")
+
+
+def checkpoint_files(path: str | Path) -> list[Path]:
+    """The checkpoint file itself, or every checkpoint.pt under a folder (sorted). CheckpointError when none."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.exists():
+        raise CheckpointError(f"--checkpoint {path}: no such file or folder; {TRAIN_HINT}")
+    found = sorted(path.rglob(CHECKPOINT_NAME))
+    if not found:
+        raise CheckpointError(f"--checkpoint {path}: no {CHECKPOINT_NAME} in this folder or below; {TRAIN_HINT}")
+    return found
+
+
+def check_spec(ckpt: dict) -> dict[str, dict]:
+    """The checkpoint's feature spec {modality: {"name", "params", "dim"}}, checked against its model config.
+
+    Raises CheckpointError when a modality is missing, comes from imported features, or its dim differs
+    from the model's input width.
+    """
+    where = ckpt.get("path", "checkpoint")
+    spec = ckpt.get("feature_spec") or {}
+    cfg = ckpt["model_config"]
+    out = {}
+    for m in MODALITIES:
+        s = spec.get(m)
+        if not isinstance(s, dict) or "name" not in s:
+            raise CheckpointError(f"{where}: no feature spec for {m} (it was trained on a dataset without extractor "
+                                  "information); retrain on a dataset from `cli.py extract` to predict on clips")
+        if s["name"] in IMPORTED_SPECS:
+            raise CheckpointError(f"{where}: its {m} features came from {IMPORTED_SPECS[s['name']]}, which cannot be computed "
+                                  "from a clip; to predict on clips, train on a dataset made by `cli.py extract`")
+        if int(s.get("dim", cfg[f"d_{m}"])) != int(cfg[f"d_{m}"]):
+            raise CheckpointError(f"{where}: {m} feature spec says {s['dim']}-d but the model takes {cfg[f'd_{m}']}-d; the checkpoint is inconsistent, retrain it")
+        out[m] = {"name": str(s["name"]), "params": dict(s.get("params") or {}), "dim": int(cfg[f"d_{m}"])}
+    return out
+
+
+def load_models(checkpoint: str | Path | None = None) -> list[LoadedModel]:
+    """Load one checkpoint or every checkpoint under a folder (None: runs/demo), checking their specs.
+
+    Raises CheckpointError for a missing or unreadable checkpoint, a spec that cannot be reproduced, or two
+    checkpoints of the same task (or emotion) in the folder.
+    """
+    from model.checkpoint import load_model
+
+    files = checkpoint_files(default_checkpoint() if checkpoint is None else checkpoint)
+    models: list[LoadedModel] = []
+    for f in files:
+        model, ckpt = load_model(f)
+        models.append(LoadedModel(Path(f), ckpt["task"], ckpt.get("emotion"), model, check_spec(ckpt)))
+    seen: dict[str, Path] = {}
+    for m in models:
+        if m.name in seen:
+            raise CheckpointError(f"{seen[m.name]} and {m.path} are both {m.name} models; pass one of them (or a folder with one run per task) as --checkpoint")
+        seen[m.name] = m.path
+    return models
+
+
+def build_spec_extractors(spec: dict[str, dict], source: Any, runtime: dict[str, dict] | None = None) -> dict[str, Any]:
+    """modality -> extractor rebuilt from the spec; CheckpointError (one line) when it cannot be reproduced.
+
+    runtime: modality -> settings that do not change the output (e.g. {"visual": {"weights_dir": ...}}).
+    """
+    from extractors import available, build_from_spec
+    from pipeline.extract import NoFeatures
+
+    out = {}
+    for m in MODALITIES:
+        s = spec[m]
+        if s["name"] == "none" and s["dim"] == 0:
+            out[m] = NoFeatures(m)
+            continue
+        if s["name"] not in available(m)[m]:
+            raise CheckpointError(f"{source}: its {m} extractor {s['name']!r} is not available here (this installation has "
+                                  f"{', '.join(available(m)[m])}); install the code that provides it or use another checkpoint")
+        try:
+            ex = build_from_spec(m, s, **(runtime or {}).get(m, {}))
+        except UserError as e:
+            raise CheckpointError(f"{source}: cannot rebuild its {m} extractor: {_one_line(e)}") from e
+        except (TypeError, ValueError, ImportError) as e:
+            raise CheckpointError(f"{source}: cannot rebuild its {m} extractor {s['name']!r} with params "
+                                  f"{json.dumps(s['params'], sort_keys=True)}: {_one_line(e)}") from e
+        if int(ex.dim) != s["dim"]:  # build_from_spec checks too; this covers specs without a dim
+            raise CheckpointError(f"{source}: {m} extractor {s['name']!r} gives {ex.dim}-d features, the model takes {s['dim']}-d")
+        out[m] = ex
+    return out
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text or type(e).__name__
+
+
+def _spec_key(spec: dict) -> str:
+    return json.dumps(spec, sort_keys=True, default=str)
+
+
+# ------------------------------------------------------------------ clips
+def collect_clips(paths: list[str | Path]) -> list[Path]:
+    """Clips from files and folders (folders searched recursively, as `cli.py extract` does), in order.
+
+    Raises UserError for a path that does not exist, a file that is not a media file, or a folder with no clips.
+    """
+    from pipeline.extract import AUDIO_SUFFIXES, VIDEO_SUFFIXES, discover_clips
+
+    clips: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = discover_clips(p)
+            if not found:
+                raise UserError(f"{p}: no clips found (looked for {' '.join(VIDEO_SUFFIXES + AUDIO_SUFFIXES)})")
+            clips += found
+        elif p.is_file():
+            if p.suffix.lower() not in VIDEO_SUFFIXES + AUDIO_SUFFIXES:
+                raise UserError(f"{p}: not a clip (expected one of {' '.join(VIDEO_SUFFIXES + AUDIO_SUFFIXES)})")
+            clips.append(p)
+        else:
+            raise UserError(f"{p}: no such clip or folder")
+    return list(dict.fromkeys(clips))
+
+
+# ------------------------------------------------------------------ the predictor
+class Predictor:
+    """Checkpoints + the extractors their feature specs need; `predict(clip)` gives per-utterance outputs.
+
+    `timings` accumulates seconds per stage over the predictor's life: load (checkpoints and extractors),
+    decode, segments, text, audio, visual (each extractor, library loading on first use included), model.
+    """
+
+    def __init__(self, checkpoint: str | Path | None = None, *, runtime: dict[str, dict] | None = None):
+        self.timings: dict[str, float] = {}
+        t = time.perf_counter()
+        self.models = load_models(checkpoint)
+        self.timings["model load"] = time.perf_counter() - t
+        t = time.perf_counter()
+        self.groups: list[tuple[dict, dict[str, Any], list[LoadedModel]]] = []
+        by_key: dict[str, tuple[dict, dict[str, Any], list[LoadedModel]]] = {}
+        for m in self.models:
+            key = _spec_key(m.spec)
+            if key not in by_key:
+                by_key[key] = (m.spec, build_spec_extractors(m.spec, m.path, runtime), [])
+                self.groups.append(by_key[key])
+            by_key[key][2].append(m)
+        self.timings["extractor build"] = time.perf_counter() - t
+        if len(self.groups) > 1:
+            log.info("%d different feature specs among the checkpoints: each clip is extracted %d times", len(self.groups), len(self.groups))
+        names = [m.name for m in self.models]
+        self.has_sentiment = "regression" in names
+        self.has_binary = "binary" in names
+        self.emotions = [e for e in EMOTIONS if e in names]
+
+    @property
+    def columns(self) -> list[str]:
+        """Output columns after start, end, speaker, text: sentiment, label, [positive_prob], emotions."""
+        return ["sentiment", "label"] + (["positive_prob"] if self.has_binary else []) + self.emotions
+
+    def _add(self, stage: str, seconds: float) -> None:
+        self.timings[stage] = self.timings.get(stage, 0.0) + seconds
+
+    def predict(self, clip: str | Path, transcript: str | Path | None = None) -> dict:
+        """One clip -> {"clip", "duration", "transcript", "models", "utterances": [...], ["note"]}.
+
+        Each utterance: {"start", "end", "speaker", "text", "sentiment" (float in [-3, 3] or None),
+        "label" ("positive"/"negative" or None), ["positive_prob"], "emotions" {emotion: probability}}.
+        Raises ExtractionError when the clip cannot be decoded or its transcript is bad.
+        """
+        from extractors.media import NoAudioError
+        from pipeline.extract import extract_clip
+
+        clip = Path(clip)
+        result: dict[str, Any] = {"clip": str(clip), "duration": None, "transcript": None,
+                                  "models": {m.name: str(m.path) for m in self.models}, "utterances": []}
+        outputs: dict[str, np.ndarray] = {}
+        segments = None
+        for spec, extractors, models in self.groups:
+            fps = float(spec["visual"]["params"].get("fps", 5.0))
+            try:
+                feats = extract_clip(clip, extractors, fps=fps, transcript=transcript, segments=segments)
+            except NoAudioError:
+                result["note"] = "no audio stream, so no speech to analyse"
+                return result
+            for stage, seconds in feats["times"].items():
+                self._add(stage, seconds)
+            if segments is None:
+                from extractors.base import Segment
+
+                segments = [Segment(float(a), float(b), str(sp), str(tx)) for a, b, sp, tx, _ in feats["segments"]]
+                info = feats["info"]
+                result["duration"] = round(float(feats["duration"]), 3)
+                result["transcript"] = info.get("transcript") or ("pocketsphinx (automatic)" if info.get("automatic_text") else None)
+                if info.get("automatic_text") and not any(s.text.strip() for s in segments):
+                    result["note"] = "no speech detected (pocketsphinx found none); give a transcript to predict anyway"
+                    return result
+            t = time.perf_counter()
+            for m in models:
+                outputs[m.name] = run_model(m.model, feats, [s.speaker for s in segments])
+            self._add("model", time.perf_counter() - t)
+        result["utterances"] = self._merge(segments or [], outputs)
+        return result
+
+    def _merge(self, segments: list, outputs: dict[str, np.ndarray]) -> list[dict]:
+        rows = []
+        for i, s in enumerate(segments):
+            sentiment = float(outputs["regression"][i]) if self.has_sentiment else None
+            row: dict[str, Any] = {"start": round(s.start, 3), "end": round(s.end, 3), "speaker": s.speaker, "text": s.text,
+                                   "sentiment": None if sentiment is None else round(sentiment, 4)}
+            if self.has_binary:
+                p = float(outputs["binary"][i])
+                row["label"] = "positive" if p >= 0.5 else "negative"
+                row["positive_prob"] = round(p, 4)
+            else:
+                row["label"] = None if sentiment is None else ("positive" if sentiment >= 0 else "negative")
+            row["emotions"] = {e: round(float(outputs[e][i]), 4) for e in self.emotions}
+            rows.append(row)
+        return rows
+
+
+def run_model(model: "MultilogueNet", feats: dict[str, np.ndarray], speakers: list[str]) -> np.ndarray:
+    """Run one model on one dialogue. feats[m]: (T, d_m) float32; speakers: T labels.
+
+    Returns (T,) float: the sentiment score in [-3, 3] for regression, else P(class 1) (positive / present).
+    """
+    import torch
+
+    parties: dict[str, int] = {}
+    who = torch.tensor([parties.setdefault(s, len(parties)) for s in speakers], dtype=torch.long)
+    one_hot = torch.nn.functional.one_hot(who, max(len(parties), 1)).float().unsqueeze(0)  # (1, T, P)
+    mask = torch.ones(1, len(speakers), dtype=torch.bool)
+    x = [torch.from_numpy(np.ascontiguousarray(feats[m], dtype=np.float32)).unsqueeze(0) for m in MODALITIES]
+    with torch.inference_mode():
+        out = model(*x, one_hot, mask)[0]  # (T,) scores or (T, 2) log-probabilities
+    return (out if model.config.task == "regression" else out[:, 1].exp()).double().numpy()
+
+
+def predict_clips(clips: list[str | Path], checkpoint: str | Path | None = None, *, transcript: str | Path | None = None,
+                  runtime: dict[str, dict] | None = None, progress: Progress | None = None,
+                  predictor: Predictor | None = None) -> list[dict]:
+    """Predict every clip; a clip that fails is logged ("Skipping ...") and returned with an "error" entry.
+
+    Raises CheckpointError (before any clip runs) when the checkpoint is missing or cannot be reproduced.
+    """
+    predictor = predictor or Predictor(checkpoint, runtime=runtime)
+    results = []
+    for i, clip in enumerate(clips):
+        try:
+            results.append(predictor.predict(clip, transcript=transcript))
+        except ExtractionError as e:
+            log.warning("Skipping %s due to %s", clip, _one_line(e))
+            results.append({"clip": str(clip), "error": _one_line(e), "utterances": []})
+        if progress is not None:
+            progress(i + 1, len(clips))
+    return results
+
+
+# ------------------------------------------------------------------ output
+def _columns(results: list[dict]) -> list[str]:
+    cols = ["sentiment", "label"]
+    for r in results:
+        for u in r["utterances"]:
+            if "positive_prob" in u and "positive_prob" not in cols:
+                cols.append("positive_prob")
+            cols += [e for e in u["emotions"] if e not in cols]
+    return cols
+
+
+def _cell(value: Any, col: str) -> str:
+    if value is None:
+        return "-"
+    if col == "sentiment":
+        return f"{value:+.2f}"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def _flat(u: dict) -> dict:
+    return {**{k: v for k, v in u.items() if k != "emotions"}, **u["emotions"]}
+
+
+def format_table(results: list[dict], text_width: int = 44) -> str:
+    """Aligned text: a header line per clip, then one row per utterance."""
+    cols = _columns(results)
+    lines = []
+    for r in results:
+        head = f"{r['clip']}"
+        if r.get("duration") is not None:
+            head += f"  ({r['duration']:.1f} s; text from {r.get('transcript') or 'the whole clip'})"
+        lines.append(head)
+        if r.get("error"):
+            lines.append(f"  error: {r['error']}")
+        elif r.get("note"):
+            lines.append(f"  {r['note']}")
+        if not r["utterances"]:
+            lines.append("")
+            continue
+        rows = [["start", "end", "speaker", "text", *cols]]
+        for u in r["utterances"]:
+            f = _flat(u)
+            text = f["text"] if len(f["text"]) <= text_width else f["text"][: text_width - 1] + "…"
+            rows.append([f"{f['start']:.2f}", f"{f['end']:.2f}", f["speaker"], text, *(_cell(f.get(c), c) for c in cols)])
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        left = {2, 3}  # speaker and text read left-aligned, numbers right-aligned
+        for row in rows:
+            lines.append("  " + "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+        lines.append("")
+    return "\n".join(lines).rstrip("\n")
+
+
+def format_json(results: list[dict]) -> str:
+    """{"clip": ..., "utterances": [...]} for one clip, a list of those for several."""
+    return json.dumps(results[0] if len(results) == 1 else results, indent=2, ensure_ascii=False)
+
+
+def format_csv(results: list[dict]) -> str:
+    """One row per utterance: clip, start, end, speaker, text, sentiment, label, [positive_prob], emotions."""
+    cols = ["clip", "start", "end", "speaker", "text", *_columns(results)]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in results:
+        for u in r["utterances"]:
+            writer.writerow({"clip": r["clip"], **{k: ("" if v is None else v) for k, v in _flat(u).items()}})
+    return buf.getvalue().rstrip("\n")
+
+
+FORMATTERS = {"table": format_table, "json": format_json, "csv": format_csv}
+
+
+def plot_predictions(results: list[dict], path: str | Path) -> Path:
+    """A PNG per call, one block per clip: sentiment per utterance over the clip's timeline (a bar from start
+    to end, captioned with the utterance's text) and, when emotion models ran, a heat strip of each emotion's
+    probability per utterance below it. Written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    shown = [r for r in results if r["utterances"]] or results[:1]
+    with_emotions = any(r["utterances"] and r["utterances"][0]["emotions"] for r in shown)
+    ratios = [3, 2] if with_emotions else [1]
+    fig, axes = plt.subplots(len(shown) * len(ratios), 1, figsize=(12, 4.6 * len(shown) if with_emotions else 3.4 * len(shown)),
+                             squeeze=False, gridspec_kw={"height_ratios": ratios * len(shown)})
+    for k, r in enumerate(shown):
+        top = axes[k * len(ratios), 0]
+        _plot_sentiment(top, r)
+        if with_emotions:
+            _plot_emotions(axes[k * len(ratios) + 1, 0], r, top)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def _clip_end(r: dict) -> float:
+    return max([r.get("duration") or 0.0] + [u["end"] for u in r["utterances"]] + [1.0])
+
+
+def _plot_sentiment(ax: Any, r: dict) -> None:
+    import textwrap
+
+    utts = r["utterances"]
+    end = _clip_end(r)
+    ax.set_xlim(0, end)
+    ax.set_title(Path(r["clip"]).name + ("" if utts else f": {r.get('note') or r.get('error') or 'no utterances'}"), fontsize=10)
+    if utts and all(u["sentiment"] is not None for u in utts):
+        values, ylabel, lim, zero = [u["sentiment"] for u in utts], "sentiment", (-3.6, 3.6), 0.0
+    elif utts and all(u.get("positive_prob") is not None for u in utts):
+        values, ylabel, lim, zero = [u["positive_prob"] for u in utts], "P(positive)", (-0.1, 1.1), 0.5
+    else:
+        values, ylabel, lim, zero = [None] * len(utts), "", (-1.0, 1.0), 0.0
+    ax.set_ylim(*lim)
+    ax.set_ylabel(ylabel)
+    ax.axhline(zero, color="0.6", lw=0.8)
+    ax.grid(axis="y", color="0.92")
+    span = lim[1] - lim[0]
+    several = len({u["speaker"] for u in utts}) > 1
+    for u, v in zip(utts, values):
+        y = zero if v is None else v
+        if v is not None:
+            ax.hlines(y, u["start"], u["end"], colors="tab:green" if v >= zero else "tab:red", lw=7)
+        # caption on the side of the bar with more room, wrapped to the utterance's width
+        chars = max(12, int(150 * (u["end"] - u["start"]) / end))
+        caption = textwrap.shorten(f"{u['speaker']}: {u['text']}" if several else u["text"], width=3 * chars, placeholder="…")
+        above = y - lim[0] < 0.75 * span
+        ax.annotate(textwrap.fill(caption, width=chars), ((u["start"] + u["end"]) / 2, y), xytext=(0, 9 if above else -9),
+                    textcoords="offset points", ha="center", va="bottom" if above else "top", fontsize=7, color="0.15")
+
+
+def _plot_emotions(ax: Any, r: dict, top: Any) -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    utts = r["utterances"]
+    ax.set_xlim(*top.get_xlim())
+    ax.set_xlabel("time (s)")
+    emotions = list(utts[0]["emotions"]) if utts else []
+    cmap = plt.get_cmap("Blues")
+    for i, e in enumerate(emotions):
+        for u in utts:
+            p = u["emotions"][e]
+            ax.add_patch(Rectangle((u["start"], i - 0.45), u["end"] - u["start"], 0.9, color=cmap(0.08 + 0.85 * p), lw=0))
+            ax.text((u["start"] + u["end"]) / 2, i, f"{p:.2f}", ha="center", va="center", fontsize=7, color="white" if p > 0.55 else "0.2")
+    ax.set_ylim(len(emotions) - 0.5, -0.5)
+    ax.set_yticks(range(len(emotions)), emotions, fontsize=8)
+    ax.set_frame_on(False)
+    ax.tick_params(axis="y", length=0)
+
+
+def summary_line(results: list[dict]) -> str:
+    """'N clips, M utterances' plus counts of clips without speech and failed clips."""
+    n_utt = sum(len(r["utterances"]) for r in results)
+    silent = sum(1 for r in results if r.get("note"))
+    failed = sum(1 for r in results if r.get("error"))
+    parts = [f"{len(results)} clip{'s' if len(results) != 1 else ''}", f"{n_utt} utterance{'s' if n_utt != 1 else ''}"]
+    if silent:
+        parts.append(f"{silent} without speech")
+    if failed:
+        parts.append(f"{failed} failed")
+    return ", ".join(parts)
+
+
+__all__ = ["FORMATTERS", "LoadedModel", "Predictor", "build_spec_extractors", "check_spec", "collect_clips", "default_checkpoint",
+           "format_csv", "format_json", "format_table", "load_models", "plot_predictions", "predict_clips", "run_model",
+           "summary_line"]
+
