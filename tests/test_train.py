@@ -13,11 +13,12 @@ from pipeline.train import evaluate_checkpoint, run_training, split_validation
 from tests.synthetic import synthetic_dataset, write_synthetic
 
 FAST = {"epochs": 2, "batch_size": 8, "lr": 1e-3}
+SMALL = {"d_global": 16, "d_party": 16, "d_emotion": 16, "d_hidden": 16}  # fast; the paper sizes are tested in test_model.py
 
 
 def test_run_folder_and_metric_names(tmp_path):
     ds = synthetic_dataset()
-    metrics = run_training(ds, tmp_path / "run", TrainConfig.for_task("binary", **FAST))
+    metrics = run_training(ds, tmp_path / "run", TrainConfig.for_task("binary", **FAST), SMALL)
     for name in ("checkpoint.pt", "last.pt", "config.json", "metrics.json", "curves.png"):
         assert (tmp_path / "run" / name).exists(), name
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
@@ -31,16 +32,15 @@ def test_run_folder_and_metric_names(tmp_path):
 
 def test_regression_and_emotion_metric_names(tmp_path):
     ds = synthetic_dataset()
-    reg = run_training(ds, tmp_path / "r", TrainConfig.for_task("regression", **FAST))
+    reg = run_training(ds, tmp_path / "r", TrainConfig.for_task("regression", **FAST), SMALL)
     assert {"mae", "pearson_r", "accuracy_binary", "accuracy_7"} <= set(reg["test"])
-    emo = run_training(ds, tmp_path / "e", TrainConfig.for_task("emotion", emotion="sadness", **FAST))
+    emo = run_training(ds, tmp_path / "e", TrainConfig.for_task("emotion", emotion="sadness", **FAST), SMALL)
     assert {"accuracy", "weighted_accuracy", "f1_weighted"} <= set(emo["test"])
 
 
 def test_regression_learns_a_linear_signal(tmp_path):
     ds = synthetic_dataset(n_videos=50, seed=1)
-    small = {"d_global": 32, "d_party": 32, "d_emotion": 32, "d_hidden": 32}
-    metrics = run_training(ds, tmp_path / "r", TrainConfig.for_task("regression", epochs=15, batch_size=4, lr=3e-3, patience=15), small)
+    metrics = run_training(ds, tmp_path / "r", TrainConfig.for_task("regression", epochs=15, batch_size=4, lr=3e-3, patience=15), SMALL)
     truth = np.concatenate([ds["labels"][v][:, 0] for v in ds["test"]])
     constant_mae = np.abs(truth - np.mean([ds["labels"][v][:, 0] for v in ds["train"]][0])).mean()
     assert metrics["test"]["mae"] < 0.8 * constant_mae
@@ -56,26 +56,26 @@ def test_validation_split_comes_from_training_videos_only():
 def test_model_selection_never_sees_the_test_split(tmp_path):
     """Corrupting test labels must not change which epoch is selected."""
     ds = synthetic_dataset(n_videos=30)
-    a = run_training(ds, tmp_path / "a", TrainConfig.for_task("binary", epochs=4, batch_size=8, lr=3e-3, patience=10))
+    a = run_training(ds, tmp_path / "a", TrainConfig.for_task("binary", epochs=4, batch_size=8, lr=3e-3, patience=10), SMALL)
     for v in ds["test"]:
         ds["labels"][v][:, 0] *= -1
-    b = run_training(ds, tmp_path / "b", TrainConfig.for_task("binary", epochs=4, batch_size=8, lr=3e-3, patience=10))
+    b = run_training(ds, tmp_path / "b", TrainConfig.for_task("binary", epochs=4, batch_size=8, lr=3e-3, patience=10), SMALL)
     assert a["best_epoch"] == b["best_epoch"] and a["valid"] == b["valid"]
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
     ds = synthetic_dataset()
     cfg = TrainConfig.for_task("binary", epochs=4, batch_size=8, lr=1e-3, patience=10)
-    run_training(ds, tmp_path / "full", cfg)
+    run_training(ds, tmp_path / "full", cfg, SMALL)
 
     def interrupt(done, total, **info):
         if info.get("_desc", "").startswith("epoch 3") and done == 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_training(ds, tmp_path / "cut", cfg, progress=interrupt)
+        run_training(ds, tmp_path / "cut", cfg, SMALL, progress=interrupt)
     assert torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["epoch"] == 2
-    run_training(ds, tmp_path / "cut", cfg, resume=True)
+    run_training(ds, tmp_path / "cut", cfg, SMALL, resume=True)
     full = torch.load(tmp_path / "full" / "last.pt", weights_only=True)
     cut = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)
     assert [h["epoch"] for h in cut["history"]] == [1, 2, 3, 4]
