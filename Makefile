@@ -30,4 +30,4 @@ bench: $(STAMP)
 	$(PY) bench/mosi.py
 
 clean:
-	rm -rf $(VENV) runs/demo .pytest_cache
+	rm -rf $(VENV) runs/demo runs/demo_corpus .pytest_cache

@@ -290,8 +290,14 @@ def build_corpus(root: Path, n_clips: int = N_CLIPS, progress=None) -> tuple[Pat
 
 # ------------------------------------------------------------------ training
 def _stamp(dataset: Path, settings: dict) -> str:
-    h = hashlib.sha256(dataset.read_bytes())
-    h.update(json.dumps(settings, sort_keys=True).encode())
+    """Hash of the dataset's content (not its file: extraction rewrites provenance times) and the settings."""
+    from data.dataset import load_dataset
+
+    ds = load_dataset(dataset)
+    h = hashlib.sha256(json.dumps([settings, ds["ID"], ds["train"], ds["test"], ds["speakers"]], sort_keys=True).encode())
+    for vid in ds["ID"]:
+        for key in ("labels", "text_feat", "audio_feat", "visual_feat"):
+            h.update(np.ascontiguousarray(ds[key][vid]).tobytes())
     return h.hexdigest()
 
 
@@ -328,8 +334,30 @@ def trainable_emotions(dataset: Path, minimum: int = 10) -> list[str]:
     return out
 
 
+def compare(result: dict, intended: list[Utterance]) -> str:
+    """The held-out sentences' intended sentiment sign and emotion next to the predicted label and the most
+    probable emotion (or "none" when no emotion model says > 0.5)."""
+    lines = [f"  {'text':<44} {'intended':<20} predicted"]
+    hits = 0
+    for u, p in zip(intended, result["utterances"]):
+        value = CATEGORIES[u.category][0]
+        sign = "neutral" if value == 0 else "positive" if value > 0 else "negative"
+        emo = u.category if u.category in EMOTIONS else "none"
+        top = max(p["emotions"], key=p["emotions"].get) if p["emotions"] else None
+        top = top if top is not None and p["emotions"][top] > 0.5 else "none"
+        said = p["label"] if sign != "neutral" or p["sentiment"] is None else f"{p['sentiment']:+.2f}"
+        # a neutral sentence counts as recovered when the predicted sentiment is within 1 of 0
+        hits += (abs(p["sentiment"]) <= 1 if sign == "neutral" and p["sentiment"] is not None else p["label"] == sign) + (top == emo)
+        lines.append(f"  {u.text[:44]:<44} {sign + ' ' + emo:<20} {said} {top}")
+    lines.append(f"  {hits} of {2 * len(intended)} intended labels and emotions recovered")
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------ main
 def _bar(desc: str, unit: str):
+    """A tqdm progress callback on a terminal; None when stderr is redirected (the step summaries remain)."""
+    if not sys.stderr.isatty():
+        return None
     from tqdm import tqdm
 
     state: dict = {}
@@ -384,21 +412,22 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from pipeline.train import format_metrics
-
     # The dialogues are short and the batches small: one thread is several times faster than two fighting
     # over a shared 2-core machine (measured 5 s vs 80 s for the regression run under load).
     torch.set_num_threads(1)
     step(3, f"training the sentiment regression model into {args.out / 'regression'}")
     metrics, reused = train_run(dataset, args.out / "regression", "regression", None, args.fresh, _bar("train", "batch"))
-    print(format_metrics(metrics["test"], title=f"  regression{' (reused)' if reused else ''}: best epoch {metrics['best_epoch']}, test split"))
+    t = metrics["test"]
+    print(f"  regression: best epoch {metrics['best_epoch']} of {metrics['epochs_run']} (on validation); test split: MAE {t['mae']:.2f}, "
+          f"Pearson r {t['pearson_r']:.2f}, binary accuracy {t['accuracy_binary']:.1f}%, 7-class accuracy {t['accuracy_7']:.1f}%"
+          f"{'  (reused)' if reused else ''}")
 
     emotions = trainable_emotions(dataset)
     step(4, f"training one classifier per emotion ({', '.join(emotions)}) into {args.out / 'emotion'}")
     for e in emotions:
         m, reused = train_run(dataset, args.out / "emotion" / e, "emotion", e, args.fresh, _bar(e, "batch"))
         t = m["test"]
-        print(f"  {e:<10} test accuracy {t.get('accuracy', float('nan')):5.1f}%  weighted accuracy {t.get('weighted_accuracy', float('nan')):5.1f}%"
+        print(f"  {e:<10} best epoch {m['best_epoch']:>2}; test accuracy {t.get('accuracy', float('nan')):5.1f}%  weighted accuracy {t.get('weighted_accuracy', float('nan')):5.1f}%"
               f"  weighted F1 {t.get('f1_weighted', float('nan')):5.1f}{'  (reused)' if reused else ''}")
 
     step(5, f"predicting on the held-out clip {heldout} (never seen in training)")
@@ -406,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = predict_clips([heldout], args.out)
     print(format_table(results))
-    print("\n  intended: " + "; ".join(f"{u.text[:28]}… {u.category}" for u in heldout_plan()))
+    print("\n" + compare(results[0], heldout_plan()))
     plot = plot_predictions(results, args.out / "prediction.png")
     print(f"\nwrote {plot}")
     print(f"demo finished in {time.perf_counter() - t0:.0f} s. Next: `python cli.py predict YOUR_CLIP.mp4` (uses {args.out}), "
