@@ -129,9 +129,9 @@ def load_models(checkpoint: str | Path | None = None) -> list[LoadedModel]:
     Raises CheckpointError for a missing or unreadable checkpoint, a spec that cannot be reproduced, or two
     checkpoints of the same task (or emotion) in the folder.
     """
+    files = checkpoint_files(default_checkpoint() if checkpoint is None else checkpoint)  # fails before torch loads
     from model.checkpoint import load_model
 
-    files = checkpoint_files(default_checkpoint() if checkpoint is None else checkpoint)
     models: list[LoadedModel] = []
     for f in files:
         model, ckpt = load_model(f)
@@ -218,6 +218,8 @@ class Predictor:
     def __init__(self, checkpoint: str | Path | None = None, *, runtime: dict[str, dict] | None = None):
         self.timings: dict[str, float] = {}
         t = time.perf_counter()
+        checkpoint = default_checkpoint() if checkpoint is None else checkpoint
+        checkpoint_files(checkpoint)  # a wrong path fails here, before torch loads
         with one_torch_thread():
             self.models = load_models(checkpoint)
         self.timings["model load"] = time.perf_counter() - t
