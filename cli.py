@@ -282,7 +282,8 @@ def add_predict(sub) -> None:
 
 
 def cmd_predict(args) -> int:
-    from pipeline.predict import FORMATTERS, collect_clips, plot_predictions, predict_clips, summary_line
+    from pipeline.predict import collect_clips, predict_clips
+    from pipeline.predict_output import FORMATTERS, plot_predictions, summary_line
 
     if args.transcript is not None:
         if len(args.clips) != 1 or args.clips[0].is_dir():

@@ -90,7 +90,8 @@ import json, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, {repo!r})
 import cli  # noqa: F401  (what `cli.py predict` imports before it runs)
-from pipeline.predict import Predictor, format_json
+from pipeline.predict import Predictor
+from pipeline.predict_output import format_json
 stages = {{"imports": time.perf_counter() - t0}}
 predictor = Predictor({ckpt!r})
 runs = []

@@ -431,7 +431,8 @@ def main(argv: list[str] | None = None) -> int:
               f"  weighted F1 {t.get('f1_weighted', float('nan')):5.1f}{'  (reused)' if reused else ''}")
 
     step(5, f"predicting on the held-out clip {heldout} (never seen in training)")
-    from pipeline.predict import format_table, plot_predictions, predict_clips
+    from pipeline.predict import predict_clips
+    from pipeline.predict_output import format_table, plot_predictions
 
     results = predict_clips([heldout], args.out)
     print(format_table(results))
