@@ -257,11 +257,14 @@ class PyFeatVisual:
 
     def __init__(self, fps: float = DEFAULT_FPS, max_side: int = DEFAULT_MAX_SIDE,
                  weights_dir: str | os.PathLike | None = None, allow_download: bool = True,
-                 batch_size: int = 8, load: bool = True) -> None:
+                 batch_size: int = 8, load: bool = True, detector: str = "Detectorv2") -> None:
         """fps, max_side: the frame sampling the features are meant for (decode the clip with them).
+        detector: recorded in `params`; only py-feat's Detectorv2 is supported.
         weights_dir: where the weight files are (see the module docstring); it and allow_download,
         batch_size do not change the output, so they are not in `params`. load: build the detector now, so
         missing weights fail here rather than on the first clip."""
+        if detector != "Detectorv2":
+            raise ExtractionError(f"pyfeat: detector {detector!r} is not supported; only Detectorv2 is")
         self.fps = float(fps)
         self.max_side = int(max_side)
         self.weights_dir = None if weights_dir is None else str(weights_dir)

@@ -431,3 +431,13 @@ def test_pyfeat_real_detector_with_random_weights(tmp_path: Path, talk: tuple[Me
     rows = ex(media, segments)
     check_rows(rows, len(segments), ex)
     np.testing.assert_allclose(rows[:, -1], 1.0)
+
+
+def test_pyfeat_spec_round_trip_without_loading_weights() -> None:
+    """A checkpoint's py-feat spec must rebuild the extractor (it failed on the 'detector' param)."""
+    e = build_extractor("visual", "pyfeat", load=False)
+    spec = spec_of(e)
+    again = build_from_spec("visual", spec, load=False)
+    assert spec_of(again) == spec
+    with pytest.raises(ExtractionError, match="only Detectorv2"):
+        build_from_spec("visual", {**spec, "params": {**spec["params"], "detector": "Detectorv1"}}, load=False)
