@@ -113,3 +113,13 @@ def test_any_number_of_parties():
         with torch.no_grad():
             out = model(*make_batch([4, 3], parties=parties))
         assert torch.isfinite(out).all()
+
+
+def test_dropout_keeps_expected_share_and_scale():
+    from model.network import dropout_
+
+    x = torch.ones(200_000)
+    y = dropout_(x, 0.25, training=True)
+    assert abs((y == 0).float().mean().item() - 0.25) < 0.01
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / 0.75))
+    assert dropout_(x, 0.25, training=False) is x
