@@ -51,7 +51,7 @@ def make_clip(folder: Path, seconds: float) -> tuple[Path, Path]:
     from pipeline.demo import FaceBank, Utterance, _srt, write_clip
 
     utts, total = [], 0.2
-    from tests.clipgen import SR, speak
+    from pipeline.clipgen import SR, speak
 
     while total < seconds - 1.5:
         sp, text, cat = SENTENCES[len(utts) % len(SENTENCES)]

@@ -141,7 +141,7 @@ class FaceBank:
     """Frames per face source: (k, SIDE, SIDE, 3) uint8 (one frame for stills, a loop for videos)."""
 
     def __init__(self) -> None:
-        from tests.clipgen import pyfeat_data_dir
+        from pipeline.clipgen import pyfeat_data_dir
 
         self.root = pyfeat_data_dir()
         self._cache: dict[str, np.ndarray] = {}
@@ -183,7 +183,7 @@ class FaceBank:
 
 def write_clip(path: Path, utts: list[Utterance], faces: FaceBank, rng: random.Random, gap: float = 0.35) -> list[tuple[float, float]]:
     """Write one clip (H.264 + AAC mp4) speaking `utts` over their category's faces; returns (start, end) per utterance."""
-    from tests.clipgen import SR, speak
+    from pipeline.clipgen import SR, speak
 
     parts = [np.zeros(int(0.2 * SR), np.float32)]
     spans, sources, t = [], [], 0.2
@@ -387,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="retrain even when runs on the same data exist")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from tests.clipgen import tools_available
+    from pipeline.clipgen import tools_available
 
     if not tools_available():
         print("error: the demo needs ffmpeg and espeak-ng on PATH (apt-get install ffmpeg espeak-ng)", file=sys.stderr)

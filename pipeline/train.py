@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from data.dataset import EMOTIONS, feature_dims, load_dataset, split_counts
-from data.errors import CheckpointError, DatasetError
+from data.errors import CheckpointError, DatasetError, UserError
 from data.fileio import atomic_write_bytes
 from data.torchdata import Batch, DialogueDataset, collate
 from model.checkpoint import check_dims, load_model, make_checkpoint, save_checkpoint
@@ -170,6 +170,8 @@ def run_training(
     source = data if not isinstance(data, dict) else "dataset"
     ds = data if isinstance(data, dict) else load_dataset(data)
     task, emotion = tcfg.task, tcfg.emotion
+    if tcfg.epochs < 1 or tcfg.batch_size < 1:
+        raise UserError(f"epochs ({tcfg.epochs}) and batch size ({tcfg.batch_size}) must be at least 1")
     prepare(ds, task, emotion, source)
     resume_path = out / RESUME_NAME
     state = None

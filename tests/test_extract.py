@@ -16,7 +16,7 @@ import pytest
 
 from data.dataset import load_dataset
 from data.errors import UserError
-from tests.clipgen import astronaut, make_clip, make_silent_video, tools_available
+from pipeline.clipgen import astronaut, make_clip, make_silent_video, tools_available
 
 pytestmark = pytest.mark.skipif(not tools_available(), reason="needs ffmpeg and espeak-ng on PATH")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clipgen import astronaut, make_clip, make_silent_video, pyfeat_face, tools_available
+from pipeline.clipgen import astronaut, make_clip, make_silent_video, pyfeat_face, tools_available
 
 pytestmark = pytest.mark.skipif(not tools_available(), reason="needs ffmpeg and espeak-ng on PATH")
 

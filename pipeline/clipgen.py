@@ -1,4 +1,4 @@
-"""Generated test clips for the extractor tests: espeak-ng speech over real face photographs, muxed by ffmpeg.
+"""Generated talking-face clips for the demo corpus and the tests: espeak-ng speech over real face photographs, muxed by ffmpeg.
 
     segments = make_clip(tmp / "a.mp4", ["hello there", "how are you"], faces=[astronaut(), other_face()])
 
