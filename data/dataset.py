@@ -16,7 +16,6 @@ A dataset is a dict with exactly these keys; per-video values are keyed by video
 
 from __future__ import annotations
 
-import math
 import pickle
 from pathlib import Path
 from typing import Any
@@ -182,6 +181,3 @@ def split_counts(ds: dict) -> dict[str, tuple[int, int]]:
         out[split] = (len(vids), int(sum(len(ds["speakers"][v]) for v in vids)))
     return out
 
-
-def is_finite_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)

@@ -182,15 +182,22 @@ def parse_cues(text: str, source: Any = "transcript", fmt: str = "srt") -> list[
     return _sort(segments)
 
 
-def _label_value(cell: str, column: str, row: int, source: Any) -> float | None:
+def parse_number(cell: str, what: str, where: Any, error: type[Exception] = ExtractionError) -> float | None:
+    """A numeric CSV cell: None when empty, a NaN marker ("nan", "na", "n/a", "none", "?") or non-finite;
+    raises `error` naming `where` and the column when it is not a number."""
     cell = cell.strip()
     if cell == "" or cell.lower() in ("nan", "na", "n/a", "none", "?"):
         return None
     try:
         value = float(cell)
     except ValueError as e:
-        raise ExtractionError(f"{source}: row {row}: {column} = {cell!r} is not a number; leave it empty if unknown") from e
-    if not math.isfinite(value):
+        raise error(f"{where}: {what} = {cell!r} is not a number; leave it empty if unknown") from e
+    return value if math.isfinite(value) else None
+
+
+def _label_value(cell: str, column: str, row: int, source: Any) -> float | None:
+    value = parse_number(cell, column, f"{source}: row {row}")
+    if value is None:
         return None
     if column == "sentiment" and abs(value) > 3:
         raise ExtractionError(f"{source}: row {row}: sentiment {value} is outside [-3, 3]; rescale it")

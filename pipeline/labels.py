@@ -20,7 +20,6 @@ import csv
 import hashlib
 import io
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import numpy as np
 from data.dataset import LABEL_COLUMNS
 from data.errors import ExtractionError, UserError
 from extractors.base import Segment
+from extractors.transcripts import parse_number
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +56,7 @@ class LabelTable:
 
 
 def _number(cell: str, what: str, where: str) -> float | None:
-    cell = cell.strip()
-    if cell == "" or cell.lower() in ("nan", "na", "n/a", "none", "?"):
-        return None
-    try:
-        value = float(cell)
-    except ValueError as e:
-        raise UserError(f"{where}: {what} = {cell!r} is not a number; leave it empty if unknown") from e
-    return value if math.isfinite(value) else None
+    return parse_number(cell, what, where, error=UserError)
 
 
 def read_labels(folder: str | Path, video_ids: dict[str, str] | None = None) -> LabelTable:

@@ -70,7 +70,6 @@ def test_validation_names_video_and_field(mutate, message):
 
 def _seed_tuple(labels_kind="float", speaker_kind="str"):
     rng = np.random.default_rng(0)
-    vids = ["a", "b", "c"]
     lengths = {"a": 3, "b": 2, "c": 4}
     ids = {v: [f"{v}_{i}" for i in range(n)] for v, n in lengths.items()}
     if speaker_kind == "str":
