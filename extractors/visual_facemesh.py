@@ -34,11 +34,13 @@ computed at: decode with them). Mediapipe tracks the face between consecutive sa
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -164,6 +166,23 @@ class FaceMeshVisual:
                 "min_detection_confidence": self.min_detection_confidence}
 
     # ------------------------------------------------------------------ models
+    @staticmethod
+    @contextlib.contextmanager
+    def _quiet_native_stderr() -> Iterator[None]:
+        """Silence what mediapipe's and TFLite's C++ code writes straight to file descriptor 2 (XNNPACK
+        and feedback-manager notices on every graph start; environment variables do not reach them).
+        Python-level errors still surface as exceptions."""
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+
     def _face_mesh(self) -> Any:
         """A fresh tracker per clip, so one clip's face never seeds the next clip's tracking."""
         os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ INFO lines on stderr
@@ -182,8 +201,9 @@ class FaceMeshVisual:
         if self._fer is None:
             from ai_edge_litert.interpreter import Interpreter
 
-            interp = Interpreter(model_path=str(fer_model_path()), num_threads=1)
-            interp.allocate_tensors()
+            with self._quiet_native_stderr():
+                interp = Interpreter(model_path=str(fer_model_path()), num_threads=1)
+                interp.allocate_tensors()
             self._fer = interp
         return self._fer
 
@@ -219,9 +239,10 @@ class FaceMeshVisual:
         found = np.zeros(n, dtype=bool)
         points, crops = [], []
         size = self.fer_input_size()
-        mesh = self._face_mesh()
+        with self._quiet_native_stderr():
+            mesh = self._face_mesh()
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), self._quiet_native_stderr():
                 # mediapipe's protobuf use warns on every call (deprecated GetPrototype): noise for our users.
                 warnings.filterwarnings("ignore", message=".*GetPrototype", category=UserWarning)
                 for i, frame in enumerate(frames):
