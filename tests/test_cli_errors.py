@@ -122,3 +122,24 @@ def test_bad_flag_values(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["train", "--task", "sarcasm", "--data", str(data), "--out", str(tmp_path / "run")])
     assert e.value.code == 2
+
+
+def test_seed_pickle_imports_and_trains_directly(tmp_path, capsys):
+    from tests.test_dataset import _seed_tuple
+
+    seed = tmp_path / "seed.pkl"
+    seed.write_bytes(pickle.dumps(_seed_tuple("float", "onehot")))
+    assert cli.main(["import", "seed", str(seed), "-o", str(tmp_path / "d.pkl")]) == 0
+    assert "3 videos" in capsys.readouterr().out
+    assert cli.main(["info", "data", str(tmp_path / "d.pkl")]) == 0
+    assert "dims text=5 audio=4 visual=3" in capsys.readouterr().out
+    # train --data takes the seed's format as it is
+    assert cli.main(["train", "--task", "regression", "--data", str(seed), "--out", str(tmp_path / "run"), "--epochs", "1"]) == 0
+    assert (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_import_seed_refuses_a_dataset_dict(tmp_path, capsys):
+    data = write_synthetic(tmp_path / "d.pkl")
+    code, err = run_cli(["import", "seed", data, "-o", tmp_path / "out.pkl"], capsys)
+    assert_one_line_error(code, err, "already a dataset dict")
+    assert not (tmp_path / "out.pkl").exists()
