@@ -530,7 +530,7 @@ def extract_folder(
     report.audio_only = list(ds["meta"]["audio_only"])
     report.automatic_text = list(ds["meta"]["automatic_text"])
     report.wall_seconds = time.perf_counter() - t0
-    log.info("wrote %s: %d videos, %d utterances (%d cached, %d computed, %d failed)", out, len(vids), report.utterances, report.cached, report.computed, len(report.failures))
+    log.debug("wrote %s: %d videos, %d utterances (%d cached, %d computed, %d failed)", out, len(vids), report.utterances, report.cached, report.computed, len(report.failures))
     return report
 
 
