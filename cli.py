@@ -228,7 +228,9 @@ def cmd_train(args) -> int:
         tcfg = TrainConfig.for_task(args.task, emotion=emotion, device=args.device, normalize=not args.no_normalize, **overrides)
         out = args.out / emotion if args.emotion == "all" else args.out
         model_overrides = {"dropout": args.dropout, "recurrent_dropout": args.rec_dropout, "mask_fusion": False if args.faithful else None}
-        metrics = run_training(args.data, out, tcfg, model_overrides, progress=_tqdm_progress("train", "batch"), resume=args.resume)
+        # with --emotion all, an interrupted run resumes the emotion it stopped in and starts those not begun
+        resume = args.resume and (args.emotion != "all" or (out / "last.pt").exists())
+        metrics = run_training(args.data, out, tcfg, model_overrides, progress=_tqdm_progress("train", "batch"), resume=resume)
         title = f"{args.task}{'/' + emotion if emotion else ''}: best epoch {metrics['best_epoch']} of {metrics['epochs_run']} (selected on validation)"
         print(format_metrics(metrics["test"], title=title + "\n test"))
         print(f"wrote {out}/checkpoint.pt, metrics.json, curves.png")

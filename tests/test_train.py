@@ -111,3 +111,15 @@ def test_cli_info_model_prints_paper_parameter_count(capsys):
     assert "trainable_parameters=3,586,202" in capsys.readouterr().out
     assert cli.main(["info", "model", "--task", "regression", "--dims", "300", "384", "35"]) == 0
     assert "trainable_parameters=1,782,201" in capsys.readouterr().out
+
+
+def test_emotion_all_resumes_the_emotions_it_did_not_finish(tmp_path):
+    data = write_synthetic(tmp_path / "d.pkl", n_videos=10)
+    args = ["train", "--task", "emotion", "--emotion", "all", "--data", str(data), "--out", str(tmp_path / "emo"), "--epochs", "1", "--batch-size", "4"]
+    assert cli.main(args) == 0
+    for e in ("anger", "surprise", "disgust", "fear"):  # as if the run had stopped during anger
+        for f in (tmp_path / "emo" / e).iterdir():
+            if f.is_file():
+                f.unlink()
+    assert cli.main(args + ["--resume"]) == 0
+    assert all((tmp_path / "emo" / e / "checkpoint.pt").exists() for e in ("anger", "surprise", "disgust", "fear"))
