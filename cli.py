@@ -221,6 +221,9 @@ def cmd_train(args) -> int:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
     if args.valid_ratio is not None and not 0 <= args.valid_ratio < 1:
         raise UserError("--valid-ratio must be in [0, 1)")
+    for name in ("dropout", "rec_dropout"):
+        if getattr(args, name) is not None and not 0 <= getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be in [0, 1)")
     overrides = {k: getattr(args, k) for k in ("epochs", "lr", "l2", "batch_size", "valid_ratio", "patience", "seed")}
     emotions = EMOTIONS if args.emotion == "all" else [args.emotion]
     summary = {}

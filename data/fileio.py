@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from data.errors import DatasetError
+from data.errors import DatasetError, UserError
 
 # (module, name) pairs a dataset pickle may reference. numpy moved its internals from
 # numpy.core to numpy._core in 2.0; both spellings appear in real files.
@@ -66,8 +66,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     Readers never see a half-written file, and an interrupted write leaves the old file intact.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; pass a file path to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise UserError(f"{path}: cannot write here ({e.strerror or e}); pick a writable location") from e
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -80,10 +80,3 @@ def task_metrics(task: str, truth: np.ndarray, output: np.ndarray, sentiment: np
         return binary_metrics(sentiment if sentiment is not None else np.where(truth > 0, 1.0, -1.0), output)
     return emotion_metrics(truth.astype(int), output)
 
-
-def is_better(task: str, value: float, best: float | None) -> bool:
-    """Whether `value` of the task's primary metric improves on `best`."""
-    if best is None or np.isnan(best):
-        return not np.isnan(value)
-    _, higher = PRIMARY[task]
-    return value > best if higher else value < best

@@ -264,7 +264,10 @@ def process_clip(clip: str, audio_only: bool) -> dict:
             return {"status": "ok", "cached": True, "result": cached}
         result = _compute(clip, transcript, audio_only, settings)
         result["sha256"] = digest
-        _write_cache(cache_file, result)
+        try:
+            _write_cache(cache_file, result)
+        except (OSError, UserError) as e:  # the features are computed; losing the cache only costs a rerun
+            log.warning("%s: could not write the feature cache (%s); the clip will be recomputed next run", clip, getattr(e, "strerror", None) or e)
         return {"status": "ok", "cached": False, "result": result}
     except ExtractionError as e:
         return {"status": "failed", "reason": str(e)}
@@ -453,6 +456,8 @@ def extract_folder(
         raise UserError(f"test_ratio {test_ratio}: must be in [0, 1)")
     if fps <= 0:
         raise UserError(f"fps {fps}: must be > 0")
+    if Path(out).is_dir():  # refuse before hours of extraction, not at the final write
+        raise UserError(f"{out}: is a folder; pass the dataset file to write, e.g. {Path(out) / 'dataset.pkl'}")
     workers = _usable_cores() if workers is None else int(workers)
     if workers < 1:
         raise UserError(f"workers {workers}: must be >= 1")

@@ -353,6 +353,11 @@ def predict_clips(clips: list[str | Path], checkpoint: str | Path | None = None,
         except ExtractionError as e:
             log.warning("Skipping %s due to %s", clip, _one_line(e))
             results.append({"clip": str(clip), "error": _one_line(e), "utterances": []})
+        except Exception as e:  # one bad clip must not lose the others' results
+            log.debug("unexpected failure on %s", clip, exc_info=True)
+            reason = f"{clip}: unexpected {type(e).__name__}: {_one_line(e)}"
+            log.warning("Skipping %s due to %s", clip, reason)
+            results.append({"clip": str(clip), "error": reason, "utterances": []})
         if progress is not None:
             progress(i + 1, len(clips))
     return results

@@ -13,9 +13,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from data.fileio import atomic_path
 
 
 def _columns(results: list[dict]) -> list[str]:
@@ -112,11 +113,11 @@ def plot_predictions(results: list[dict], path: str | Path) -> Path:
         if with_emotions:
             _plot_emotions(axes[k * len(ratios) + 1, 0], r, top)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from data.dataset import EMOTIONS, feature_dims, load_dataset, split_counts
 from data.errors import CheckpointError, DatasetError, UserError
-from data.fileio import atomic_write_bytes
+from data.fileio import atomic_path, atomic_write_bytes
 from data.torchdata import Batch, DialogueDataset, collate
 from model.checkpoint import check_dims, load_model, make_checkpoint, save_checkpoint
 from model.config import ModelConfig, TrainConfig
@@ -140,10 +140,27 @@ def _plot_curves(history: list[dict], task: str, path: Path) -> None:
     ax2.set_xlabel("epoch")
     ax2.set_ylabel(f"valid {metric}")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
+
+
+def _read_resume_state(path: Path, tcfg: TrainConfig, dims: dict[str, int], source: Any) -> dict:
+    """last.pt of an interrupted run, checked against this command: same task, emotion and feature dims."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        saved, mcfg = state["train_config"], state["model_config"]
+    except Exception as e:  # torch.load of a torn or foreign file fails in many ways
+        raise CheckpointError(f"{path}: not a readable resume state ({type(e).__name__}); start the run again without --resume") from e
+    if (saved["task"], saved.get("emotion")) != (tcfg.task, tcfg.emotion):
+        was = saved["task"] + (f"/{saved['emotion']}" if saved.get("emotion") else "")
+        raise CheckpointError(f"{path}: this run trained {was}; resume it with the same --task/--emotion, or use another --out")
+    diffs = [f"{m} {mcfg[f'd_{m}']} vs {dims[m]}" for m in ("text", "audio", "visual") if mcfg[f"d_{m}"] != dims[m]]
+    if diffs:
+        raise CheckpointError(f"{path}: the run was trained on other features than {source} ({'; '.join(diffs)}); resume with the same --data")
+    return state
 
 
 def prepare(ds: dict, task: str, emotion: str | None, source: Any) -> None:
@@ -170,16 +187,21 @@ def run_training(
     source = data if not isinstance(data, dict) else "dataset"
     ds = data if isinstance(data, dict) else load_dataset(data)
     task, emotion = tcfg.task, tcfg.emotion
-    if tcfg.epochs < 1 or tcfg.batch_size < 1:
-        raise UserError(f"epochs ({tcfg.epochs}) and batch size ({tcfg.batch_size}) must be at least 1")
+    if tcfg.epochs < 1 or tcfg.batch_size < 1 or tcfg.patience < 1:
+        raise UserError(f"epochs ({tcfg.epochs}), batch size ({tcfg.batch_size}) and patience ({tcfg.patience}) must be at least 1")
+    if tcfg.lr <= 0 or tcfg.l2 < 0:
+        raise UserError(f"learning rate ({tcfg.lr}) must be > 0 and L2 ({tcfg.l2}) >= 0")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: is a file; --out takes a run folder")
     prepare(ds, task, emotion, source)
     resume_path = out / RESUME_NAME
     state = None
     if resume:
         if not resume_path.exists():
             raise CheckpointError(f"{resume_path}: nothing to resume; start the run without --resume")
-        state = torch.load(resume_path, map_location="cpu", weights_only=True)
-        tcfg = TrainConfig(**{**state["train_config"], "epochs": max(tcfg.epochs, state["train_config"]["epochs"])})
+        state = _read_resume_state(resume_path, tcfg, feature_dims(ds), source)
+        # the run continues with its own settings; only the epoch budget may grow and the device change
+        tcfg = TrainConfig(**{**state["train_config"], "epochs": max(tcfg.epochs, state["train_config"]["epochs"]), "device": tcfg.device})
     device = pick_device(tcfg.device)
     torch.manual_seed(tcfg.seed)
     np.random.seed(tcfg.seed)

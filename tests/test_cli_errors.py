@@ -143,3 +143,39 @@ def test_import_seed_refuses_a_dataset_dict(tmp_path, capsys):
     code, err = run_cli(["import", "seed", data, "-o", tmp_path / "out.pkl"], capsys)
     assert_one_line_error(code, err, "already a dataset dict")
     assert not (tmp_path / "out.pkl").exists()
+
+
+@pytest.mark.parametrize("flag,value", [("--patience", "0"), ("--lr", "-1"), ("--l2", "-0.1"), ("--dropout", "1.5"), ("--rec-dropout", "-0.2")])
+def test_out_of_range_hyperparameters(tmp_path, capsys, flag, value):
+    data = write_synthetic(tmp_path / "d.pkl")
+    code, err = run_cli(train_args(data, tmp_path / "run", flag, value), capsys)
+    assert_one_line_error(code, err)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_out_that_is_a_file_or_dataset_output_that_is_a_folder(tmp_path, capsys):
+    data = write_synthetic(tmp_path / "d.pkl")
+    (tmp_path / "run").write_text("not a folder")
+    code, err = run_cli(train_args(data, tmp_path / "run"), capsys)
+    assert_one_line_error(code, err, "--out takes a run folder")
+    from tests.test_dataset import _seed_tuple
+
+    seed = tmp_path / "seed.pkl"
+    seed.write_bytes(pickle.dumps(_seed_tuple()))
+    (tmp_path / "folder").mkdir()
+    code, err = run_cli(["import", "seed", seed, "-o", tmp_path / "folder"], capsys)
+    assert_one_line_error(code, err, "is a folder")
+
+
+def test_resume_checks_task_and_features(tmp_path, capsys):
+    data = write_synthetic(tmp_path / "d.pkl")
+    assert cli.main([str(a) for a in train_args(data, tmp_path / "run")]) == 0
+    capsys.readouterr()
+    code, err = run_cli(["train", "--task", "regression", "--data", data, "--out", tmp_path / "run", "--resume"], capsys)
+    assert_one_line_error(code, err, "this run trained binary")
+    other = write_synthetic(tmp_path / "other.pkl", dims=(20, 7, 6))
+    code, err = run_cli(train_args(other, tmp_path / "run", "--resume"), capsys)
+    assert_one_line_error(code, err, "audio 12 vs 7")
+    (tmp_path / "run" / "last.pt").write_bytes(b"torn")
+    code, err = run_cli(train_args(data, tmp_path / "run", "--resume"), capsys)
+    assert_one_line_error(code, err, "not a readable resume state")
