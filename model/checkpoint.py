@@ -81,6 +81,22 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Mu
     return model.to(device).eval(), ckpt
 
 
+def check_features(ckpt: dict, dims: dict[str, int], features: dict[str, dict], source: Any) -> None:
+    """Refuse data whose features differ from the checkpoint's: widths first, then extractor and params."""
+    check_dims(ckpt, dims, source)
+    trained = ckpt.get("feature_spec") or {}
+    diffs = []
+    for m in ("text", "audio", "visual"):
+        a, b = trained.get(m), features.get(m)
+        if a and b and (a.get("name"), a.get("params")) != (b.get("name"), b.get("params")):
+            diffs.append(f"{m} {a.get('name')} {a.get('params')} vs {b.get('name')} {b.get('params')}")
+    if diffs:
+        raise CheckpointError(
+            f"{ckpt['path']} was trained on features from other extractors than {source} ({'; '.join(diffs)}, checkpoint vs data); "
+            "extract the data with the checkpoint's extractors or use a matching checkpoint"
+        )
+
+
 def check_dims(ckpt: dict, dims: dict[str, int], source: Any) -> None:
     """Raise CheckpointError naming every modality whose feature width differs from the checkpoint's."""
     cfg = ckpt["model_config"]

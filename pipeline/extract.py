@@ -206,11 +206,23 @@ def _worker_extractors() -> dict[str, Any]:
     return _WORKER["extractors"]
 
 
+def resource_fingerprint(specs: dict[str, dict]) -> dict[str, list]:
+    """Path, size and mtime of files the extractors read (a --glove file): a file replaced in place under
+    the same name changes the cache key, so stale features are not reused."""
+    out = {}
+    for modality, spec in specs.items():
+        path = (spec.get("params") or {}).get("path")
+        if path and Path(path).is_file():
+            st = Path(path).stat()
+            out[modality] = [str(path), st.st_size, st.st_mtime_ns]
+    return out
+
+
 def cache_key(clip_digest: str, transcript_digest: str | None, settings: dict, audio_only: bool) -> str:
     """sha256 over everything that changes a clip's cached result."""
     payload = {
         "version": CACHE_VERSION, "clip": clip_digest, "transcript": transcript_digest, "specs": settings["specs"],
-        "fps": settings["fps"], "asr": settings["asr"], "audio_only": audio_only,
+        "resources": settings.get("resources", {}), "fps": settings["fps"], "asr": settings["asr"], "audio_only": audio_only,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -480,7 +492,8 @@ def extract_folder(
     from extractors.base import spec_of
 
     specs = {m: spec_of(ex) for m, ex in extractors.items()}
-    settings = {"choices": choices, "specs": specs, "fps": float(fps), "asr": {}, "cache_dir": str(cache_dir)}
+    settings = {"choices": choices, "specs": specs, "resources": resource_fingerprint(specs), "fps": float(fps), "asr": {},
+                "cache_dir": str(cache_dir)}
     jobs = [(str(c), c.suffix.lower() in AUDIO_SUFFIXES) for c in clips]
     report = ExtractReport(out=None, failures_path=failures_path, clips=len(clips))
     results: dict[str, dict] = {}

@@ -22,7 +22,7 @@ from data.dataset import EMOTIONS, feature_dims, load_dataset, split_counts
 from data.errors import CheckpointError, DatasetError, UserError
 from data.fileio import atomic_path, atomic_write_bytes
 from data.torchdata import Batch, DialogueDataset, collate
-from model.checkpoint import check_dims, load_model, make_checkpoint, save_checkpoint
+from model.checkpoint import check_features, load_model, make_checkpoint, save_checkpoint
 from model.config import ModelConfig, TrainConfig
 from model.metrics import PRIMARY, task_metrics
 from model.network import MultilogueNet
@@ -311,7 +311,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "
     dev = pick_device(device)
     model, ckpt = load_model(checkpoint, dev)
     ds = load_dataset(data)
-    check_dims(ckpt, feature_dims(ds), data)
+    check_features(ckpt, feature_dims(ds), ds["meta"].get("features", {}), data)
     videos = {"train": ds["train"], "test": ds["test"], "all": ds["ID"]}[split]
     if not videos:
         raise DatasetError(f"{data}: the {split} split is empty; pick another --split")

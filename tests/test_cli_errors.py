@@ -179,3 +179,15 @@ def test_resume_checks_task_and_features(tmp_path, capsys):
     (tmp_path / "run" / "last.pt").write_bytes(b"torn")
     code, err = run_cli(train_args(data, tmp_path / "run", "--resume"), capsys)
     assert_one_line_error(code, err, "not a readable resume state")
+
+
+def test_checkpoint_from_other_extractors_of_the_same_width(tmp_path, capsys):
+    data = write_synthetic(tmp_path / "d.pkl")
+    assert cli.main([str(a) for a in train_args(data, tmp_path / "run")]) == 0
+    ds = synthetic_dataset()
+    ds["meta"]["features"]["audio"] = {"name": "mfcc", "params": {"n_mfcc": 6}, "dim": 12}
+    other = tmp_path / "other.pkl"
+    other.write_bytes(pickle.dumps(ds))
+    capsys.readouterr()
+    code, err = run_cli(["evaluate", "--checkpoint", tmp_path / "run", "--data", other], capsys)
+    assert_one_line_error(code, err, "other extractors", "audio synthetic")

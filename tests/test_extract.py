@@ -285,3 +285,18 @@ def test_align_lines_on_real_speech():
     spans, method = align_lines(audio, 16000, lines)
     assert method == "aligned"
     assert spans[0][1] <= 3.1 <= spans[1][0] + 0.2 and spans[1][1] <= len(audio) / 16000
+
+
+def test_cache_key_changes_when_a_glove_file_is_replaced_in_place(tmp_path):
+    import os
+
+    from pipeline.extract import cache_key, resource_fingerprint
+
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("hello 0.1 0.2\n")
+    specs = {"text": {"name": "glove", "params": {"path": str(vectors), "lowercase": True}, "dim": 2}}
+    before = cache_key("clip", None, {"specs": specs, "resources": resource_fingerprint(specs), "fps": 5.0, "asr": {}}, False)
+    vectors.write_text("hello 0.3 0.4 \n")
+    os.utime(vectors, ns=(1, 1))
+    after = cache_key("clip", None, {"specs": specs, "resources": resource_fingerprint(specs), "fps": 5.0, "asr": {}}, False)
+    assert before != after
