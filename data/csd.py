@@ -38,7 +38,7 @@ from typing import Any, Callable
 import numpy as np
 
 from data.align import overlap_mean, words_in_segments
-from data.dataset import FORMAT_VERSION, LABEL_COLUMNS, MODALITIES
+from data.dataset import FORMAT_VERSION, LABEL_COLUMNS, MODALITIES, label_problem
 from data.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -247,13 +247,9 @@ def _labels_to_columns(feats: np.ndarray, path: Path, vid: str) -> np.ndarray:
             f"{path}: video {vid!r}: {width} label columns; expected 7 (CMU-MOSEI: sentiment, happy, sad, anger, "
             "surprise, disgust, fear) or 1 (CMU-MOSI: sentiment)"
         )
-    if np.isinf(out).any():
-        raise DatasetError(f"{path}: video {vid!r}: labels hold inf; fix or re-download the labels file")
-    with np.errstate(invalid="ignore"):
-        if (np.abs(out[:, 0]) > 3 + 1e-4).any():
-            raise DatasetError(f"{path}: video {vid!r}: sentiment outside [-3, 3] ({np.nanmax(np.abs(out[:, 0])):.3g}); is this a labels file?")
-        if (out[:, 1:] < 0).any():
-            raise DatasetError(f"{path}: video {vid!r}: negative emotion intensity; emotions are 0..3")
+    problem = label_problem(out)
+    if problem:
+        raise DatasetError(f"{path}: video {vid!r}: labels {problem}; is this a CMU-MOSEI/MOSI labels file?")
     return out
 
 

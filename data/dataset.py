@@ -34,6 +34,25 @@ PER_VIDEO_KEYS = ("speakers", "labels", *FEATURE_KEYS, "sentence_in_text")
 KEYS = ("ID", *PER_VIDEO_KEYS, "train", "test", "meta")
 
 
+SENTIMENT_LIMIT = 3 + 1e-4  # float32 scores written as exactly +-3 may land a hair outside
+
+
+def label_problem(labels: np.ndarray) -> str | None:
+    """What is wrong with (n, 7) labels, or None: inf, sentiment outside [-3, 3], a negative emotion.
+
+    NaN means unknown and is fine. One rule for every importer and the dataset validation.
+    """
+    labels = np.asarray(labels, dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        if np.isinf(labels).any():
+            return "has inf (use NaN for unknown)"
+        if (np.abs(labels[:, 0]) > SENTIMENT_LIMIT).any():
+            return f"sentiment outside [-3, 3] ({np.nanmax(np.abs(labels[:, 0])):.3g})"
+        if (labels[:, 1:] < 0).any():
+            return "has a negative emotion intensity (emotions are >= 0)"
+    return None
+
+
 def empty_dataset(features: dict[str, dict] | None = None, provenance: dict | None = None) -> dict:
     """A dataset with no videos. `features` maps modality -> {"name", "params", "dim"}."""
     return {
@@ -118,13 +137,9 @@ def validate_dataset(ds: Any, source: Any = "dataset") -> dict:
         labels = np.asarray(ds["labels"][vid], dtype=np.float32)
         if labels.shape != (n, len(LABEL_COLUMNS)):
             _fail(source, f"video {vid!r}: 'labels' has shape {labels.shape}, expected ({n}, {len(LABEL_COLUMNS)})", f"one row per utterance with columns {', '.join(LABEL_COLUMNS)} (NaN where unknown)")
-        if np.isinf(labels).any():
-            _fail(source, f"video {vid!r}: 'labels' has inf", "use NaN for unknown labels")
-        with np.errstate(invalid="ignore"):
-            if (np.abs(labels[:, 0]) > 3 + 1e-4).any():
-                _fail(source, f"video {vid!r}: 'labels' sentiment outside [-3, 3]", "rescale sentiment to [-3, 3]")
-            if (labels[:, 1:] < 0).any():
-                _fail(source, f"video {vid!r}: 'labels' has a negative emotion intensity", "emotion intensities are >= 0")
+        problem = label_problem(labels)
+        if problem:
+            _fail(source, f"video {vid!r}: 'labels' {problem}", "sentiment is in [-3, 3], emotions >= 0, NaN where unknown")
         ds["labels"][vid] = labels
         for key in ("speakers", "sentence_in_text"):
             seq = ds[key][vid]

@@ -33,7 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data.dataset import LABEL_COLUMNS
+import numpy as np
+
+from data.dataset import LABEL_COLUMNS, label_problem
 from data.errors import ExtractionError
 from extractors.base import Segment
 
@@ -199,10 +201,11 @@ def _label_value(cell: str, column: str, row: int, source: Any) -> float | None:
     value = parse_number(cell, column, f"{source}: row {row}")
     if value is None:
         return None
-    if column == "sentiment" and abs(value) > 3:
-        raise ExtractionError(f"{source}: row {row}: sentiment {value} is outside [-3, 3]; rescale it")
-    if column != "sentiment" and value < 0:
-        raise ExtractionError(f"{source}: row {row}: {column} {value} is negative; emotion intensities are >= 0")
+    one = np.full((1, len(LABEL_COLUMNS)), np.nan, dtype=np.float32)
+    one[0, LABEL_COLUMNS.index(column)] = value
+    problem = label_problem(one)
+    if problem:
+        raise ExtractionError(f"{source}: row {row}: {column} = {value}: {problem}; fix the label")
     return value
 
 
