@@ -377,27 +377,32 @@ def _run_all(jobs: list[tuple[str, bool]], settings: dict, workers: int, on_resu
     pending.sort(key=lambda i: -_size(jobs[i][0]))
     ctx = _worker_context(settings)
     for attempt in range(3):
-        pool = ProcessPoolExecutor(min(workers, len(pending)), mp_context=ctx, initializer=_init_worker,
-                                   initargs=(settings, True, logging.getLogger().getEffectiveLevel()))
-        with _thread_env(getattr(ctx, "preload_env", None)):  # workers start on the first submissions
-            futures = {pool.submit(process_clip, *jobs[i]): i for i in pending}
+        # The last try gives each clip a pool of its own, so only a clip that kills its worker fails,
+        # not the clips that happened to share a pool with it.
+        isolate = attempt == 2
         done: set[int] = set()
-        try:
-            for fut in as_completed(futures):
-                i = futures[fut]
-                try:
-                    outcome = fut.result()
-                except BrokenProcessPool:
-                    break
-                done.add(i)
-                if not on_result(i, outcome):
-                    return
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        for group in ([[i] for i in pending] if isolate else [pending]):
+            pool = ProcessPoolExecutor(min(workers, len(group)), mp_context=ctx, initializer=_init_worker,
+                                       initargs=(settings, True, logging.getLogger().getEffectiveLevel()))
+            with _thread_env(getattr(ctx, "preload_env", None)):  # workers start on the first submissions
+                futures = {pool.submit(process_clip, *jobs[i]): i for i in group}
+            try:
+                for fut in as_completed(futures):
+                    i = futures[fut]
+                    try:
+                        outcome = fut.result()
+                    except BrokenProcessPool:
+                        break
+                    done.add(i)
+                    if not on_result(i, outcome):
+                        return
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
         pending = [i for i in pending if i not in done]
         if not pending:
             return
-        log.warning("a worker process died (crash or out of memory); retrying %d clip(s) in a fresh pool", len(pending))
+        if attempt < 2:
+            log.warning("a worker process died (crash or out of memory); retrying %d clip(s) in a fresh pool", len(pending))
     for i in pending:
         if not on_result(i, {"status": "failed", "reason": f"{jobs[i][0]}: a worker process died on it repeatedly (crash or out of memory)"}):
             return
