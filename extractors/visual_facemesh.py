@@ -40,7 +40,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -265,22 +265,32 @@ class FaceMeshVisual:
     # ------------------------------------------------------------------ per utterance
     def __call__(self, media: Media, segments: list[Segment]) -> np.ndarray:
         """(n_utt, 19) float32: per-utterance means (see the module docstring)."""
-        out = np.zeros((len(segments), DIM), dtype=np.float32)
-        if media.frames is None or media.frame_times is None or len(media.frames) == 0:
-            log.info("%s: no video frames; visual features are zeros", media.path)
-            return out
-        check_sampling(media, self.fps, self.name)
-        per_seg = [segment_frames(media.frame_times, seg) for seg in segments]
-        wanted = np.unique(np.concatenate(per_seg)) if per_seg else np.zeros(0, dtype=np.int64)
-        feats, found = self.frame_features(media.frames[wanted])
-        slot = {int(f): k for k, f in enumerate(wanted)}
-        return aggregate(feats, found, [np.array([slot[int(f)] for f in idx], dtype=np.int64) for idx in per_seg],
-                         media.path, out)
+        return per_utterance(media, segments, self.fps, self.name, DIM, self.frame_features)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_fer"] = None  # the tflite interpreter does not pickle; rebuilt in the worker
         return state
+
+
+def per_utterance(media: Media, segments: list[Segment], fps: float, name: str, dim: int,
+                  frame_features: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The path every visual extractor shares: pick each utterance's sampled frames, run `frame_features`
+    once on the distinct ones ((n, H, W, 3) uint8 -> feats (n, dim - 1), found (n,) bool) and average per
+    utterance with `aggregate`. Returns (n_utt, dim) float32; zeros for a clip without video."""
+    out = np.zeros((len(segments), dim), dtype=np.float32)
+    if media.frames is None or media.frame_times is None or len(media.frames) == 0:
+        log.info("%s: no video frames; visual features are zeros", media.path)
+        return out
+    check_sampling(media, fps, name)
+    per_seg = [segment_frames(media.frame_times, seg) for seg in segments]
+    wanted = np.unique(np.concatenate(per_seg)) if per_seg else np.zeros(0, dtype=np.int64)
+    if wanted.size == 0:
+        return out
+    feats, found = frame_features(media.frames[wanted])
+    slot = {int(f): k for k, f in enumerate(wanted)}
+    return aggregate(feats, found, [np.array([slot[int(f)] for f in idx], dtype=np.int64) for idx in per_seg],
+                     media.path, out)
 
 
 def check_sampling(media: Media, fps: float, name: str) -> None:

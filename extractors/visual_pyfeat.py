@@ -37,9 +37,9 @@ from urllib.parse import urlparse
 import numpy as np
 
 from data.errors import ExtractionError
-from extractors.base import Media, Segment, segment_frames
+from extractors.base import Media, Segment
 from extractors.media import DEFAULT_FPS, DEFAULT_MAX_SIDE
-from extractors.visual_facemesh import aggregate, check_sampling
+from extractors.visual_facemesh import per_utterance
 
 log = logging.getLogger(__name__)
 
@@ -295,25 +295,16 @@ class PyFeatVisual:
 
     def __call__(self, media: Media, segments: list[Segment]) -> np.ndarray:
         """(n_utt, 31) float32: per-utterance means (see the module docstring)."""
-        out = np.zeros((len(segments), DIM), dtype=np.float32)
-        if media.frames is None or media.frame_times is None or len(media.frames) == 0:
-            log.info("%s: no video frames; visual features are zeros", media.path)
-            return out
-        check_sampling(media, self.fps, self.name)
-        per_seg = [segment_frames(media.frame_times, seg) for seg in segments]
-        wanted = np.unique(np.concatenate(per_seg)) if per_seg else np.zeros(0, dtype=np.int64)
-        if wanted.size == 0:
-            return out
-        try:
-            table = self.detect(media.frames[wanted])
-        except ExtractionError:
-            raise
-        except Exception as e:
-            raise ExtractionError(f"{media.path}: py-feat failed on its frames ({e}); try --visual facemesh") from e
-        feats, found = frames_from_detections(table, len(wanted))
-        slot = {int(f): k for k, f in enumerate(wanted)}
-        return aggregate(feats, found, [np.array([slot[int(f)] for f in idx], dtype=np.int64) for idx in per_seg],
-                         media.path, out)
+        def frame_features(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            try:
+                table = self.detect(frames)
+            except ExtractionError:
+                raise
+            except Exception as e:
+                raise ExtractionError(f"{media.path}: py-feat failed on its frames ({e}); try --visual facemesh") from e
+            return frames_from_detections(table, len(frames))
+
+        return per_utterance(media, segments, self.fps, self.name, DIM, frame_features)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
