@@ -200,3 +200,17 @@ def test_missing_or_ambiguous_checkpoint(trained, capsys, tmp_path, monkeypatch)
     assert "are both regression models" in one_line_error("--checkpoint", both)
     assert cli("predict", trained["clip"].with_suffix(".srt"), "--checkpoint", trained["runs"]) == 2
     assert "not a clip" in capsys.readouterr().err
+
+
+def test_an_unexpected_failure_on_one_clip_keeps_the_others():
+    from pipeline.predict import predict_clips
+
+    class Flaky:
+        def predict(self, clip, transcript=None):
+            if str(clip) == "bad.mp4":
+                raise RuntimeError("native library gave up")
+            return {"clip": str(clip), "utterances": []}
+
+    results = predict_clips(["a.mp4", "bad.mp4", "c.mp4"], predictor=Flaky())
+    assert [r["clip"] for r in results] == ["a.mp4", "bad.mp4", "c.mp4"]
+    assert "RuntimeError" in results[1]["error"] and "error" not in results[0] and "error" not in results[2]
