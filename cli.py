@@ -201,6 +201,8 @@ def add_train(sub) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--no-normalize", action="store_true", help="do not standardise features with training-set statistics")
     p.add_argument("--faithful", action="store_true", help="reproduce the seed's unmasked fusion attention over padded utterances")
+    p.add_argument("--modality-dropout", type=float, default=None, metavar="P",
+                   help="chance that a training dialogue loses each modality (all its utterances), so the model stays usable when one is missing; default 0")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out from its last epoch")
     p.set_defaults(func=cmd_train)
 
@@ -221,10 +223,10 @@ def cmd_train(args) -> int:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
     if args.valid_ratio is not None and not 0 <= args.valid_ratio < 1:
         raise UserError("--valid-ratio must be in [0, 1)")
-    for name in ("dropout", "rec_dropout"):
+    for name in ("dropout", "rec_dropout", "modality_dropout"):
         if getattr(args, name) is not None and not 0 <= getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be in [0, 1)")
-    overrides = {k: getattr(args, k) for k in ("epochs", "lr", "l2", "batch_size", "valid_ratio", "patience", "seed")}
+    overrides = {k: getattr(args, k) for k in ("epochs", "lr", "l2", "batch_size", "valid_ratio", "patience", "seed", "modality_dropout")}
     emotions = EMOTIONS if args.emotion == "all" else [args.emotion]
     summary = {}
     for emotion in emotions:
@@ -250,13 +252,25 @@ def add_evaluate(sub) -> None:
     p.add_argument("--split", default="test", choices=("train", "test", "all"))
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--modalities", type=_modalities, default=None, metavar="LIST",
+                   help="use only these modalities, e.g. text,audio (the others count as absent); default: all the data has")
     p.set_defaults(func=cmd_evaluate)
+
+
+def _modalities(value: str) -> list[str]:
+    """`text,audio` -> ["text", "audio"] (argparse type of --modalities)."""
+    from data.dataset import MODALITIES
+
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names or any(n not in MODALITIES for n in names):
+        raise argparse.ArgumentTypeError(f"{value!r}: give one or more of {','.join(MODALITIES)}, comma-separated")
+    return names
 
 
 def cmd_evaluate(args) -> int:
     from pipeline.train import evaluate_checkpoint, format_metrics
 
-    results = evaluate_checkpoint(args.checkpoint, args.data, split=args.split, device=args.device)
+    results = evaluate_checkpoint(args.checkpoint, args.data, split=args.split, device=args.device, modalities=args.modalities)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -283,6 +297,8 @@ def add_predict(sub) -> None:
     p.add_argument("--format", default="table", choices=("table", "json", "csv"), help="output on stdout (default: table)")
     p.add_argument("--plot", type=Path, default=None, help="write a PNG of sentiment and emotions over each clip's timeline")
     p.add_argument("--pyfeat-weights", type=Path, default=None, help="folder with py-feat's weights, for checkpoints trained on --visual pyfeat")
+    p.add_argument("--modalities", type=_modalities, default=None, metavar="LIST",
+                   help="use only these modalities, e.g. text,audio: the others are not extracted and count as absent (default: all three)")
     p.set_defaults(func=cmd_predict)
 
 
@@ -298,7 +314,7 @@ def cmd_predict(args) -> int:
     clips = collect_clips(args.clips)
     runtime = {"visual": {"weights_dir": str(args.pyfeat_weights)}} if args.pyfeat_weights is not None else None
     progress = _tqdm_progress("predict", "clip") if len(clips) > 1 and sys.stderr.isatty() else None
-    results = predict_clips(clips, args.checkpoint, transcript=args.transcript, runtime=runtime, progress=progress)
+    results = predict_clips(clips, args.checkpoint, transcript=args.transcript, runtime=runtime, progress=progress, modalities=args.modalities)
     print(FORMATTERS[args.format](results))
     if args.plot is not None:
         plot_predictions(results, args.plot)
@@ -342,13 +358,14 @@ def cmd_info_model(args) -> int:
 def cmd_info_data(args) -> int:
     import numpy as np
 
-    from data.dataset import LABEL_COLUMNS, feature_dims, load_dataset, split_counts
+    from data.dataset import LABEL_COLUMNS, feature_dims, load_dataset, presence_counts, split_counts
 
     ds = load_dataset(args.file)
     counts = split_counts(ds)
     print(f"{args.file}: {len(ds['ID'])} videos, {sum(len(s) for s in ds['speakers'].values())} utterances")
     print(f"  train {counts['train'][0]} videos / {counts['train'][1]} utterances; test {counts['test'][0]} / {counts['test'][1]}")
     print("  dims " + " ".join(f"{m}={d}" for m, d in feature_dims(ds).items()))
+    print("  utterances with each modality present " + " ".join(f"{m}={c}" for m, c in presence_counts(ds).items()))
     labels = np.concatenate([ds["labels"][v] for v in ds["ID"]]) if ds["ID"] else np.zeros((0, 7))
     known = (~np.isnan(labels)).sum(axis=0)
     print("  labelled utterances " + " ".join(f"{c}={int(k)}" for c, k in zip(LABEL_COLUMNS, known)))

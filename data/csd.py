@@ -10,11 +10,13 @@ Recipe (CMU-MOSEI: labels CMU_MOSEI_Labels.csd, text CMU_MOSEI_TimestampedWordVe
 CMU_MOSEI_COVAREP.csd, visual CMU_MOSEI_VisualFacet42.csd; CMU-MOSI alike):
 - every label interval becomes one utterance, ordered by start time within its video (the model reads a
   video as a dialogue in time order; meta["csd_rows"] keeps each utterance's row in the label file);
-- each modality is aligned to the utterances with `data.align.overlap_mean` (overlap-weighted mean; zero
-  rows where nothing overlaps, counted); NaN/inf in source features become 0 and are counted;
+- each modality is aligned to the utterances with `data.align.overlap_mean` (overlap-weighted mean; where
+  nothing overlaps, the modality is absent for that utterance: a zero row with `present` False, counted);
+  NaN/inf in source features become 0 and are counted;
 - label columns: 7 columns map straight onto LABEL_COLUMNS (CMU-MOSEI's order is sentiment, happy, sad,
   anger, surprise, disgust, fear); 1 column is sentiment (CMU-MOSI) with the emotions NaN;
-- a labelled video absent from a modality file is reported and dropped, or kept with zero features;
+- a labelled video absent from a modality file is reported and dropped, or kept (`keep_missing`) with that
+  modality absent;
 - splits come from a folds JSON {"train": [...], "valid": [...], "test": [...]}, or a seeded split by video.
   Valid videos join train (the trainer carves its own validation split from train); the valid list is
   kept in meta["splits"]["valid"]. The standard folds are the SDK's `standard_train_fold`,
@@ -38,7 +40,7 @@ from typing import Any, Callable
 import numpy as np
 
 from data.align import overlap_mean, words_in_segments
-from data.dataset import FORMAT_VERSION, LABEL_COLUMNS, MODALITIES, label_problem
+from data.dataset import FORMAT_VERSION, LABEL_COLUMNS, MODALITIES, PRESENT, label_problem
 from data.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -362,7 +364,7 @@ def import_csd(
 def _drop(ds: dict, vids: set[str]) -> None:
     """Remove `vids` from every per-video part of `ds`."""
     ds["ID"] = [v for v in ds["ID"] if v not in vids]
-    for part in (*(ds[k] for k in ("speakers", "labels", "text_feat", "audio_feat", "visual_feat", "sentence_in_text")), ds["meta"]["timings"], ds["meta"]["csd_rows"]):
+    for part in (*(ds[k] for k in ("speakers", "labels", "text_feat", "audio_feat", "visual_feat", "sentence_in_text", PRESENT)), ds["meta"]["timings"], ds["meta"]["csd_rows"]):
         for v in vids:
             part.pop(v, None)
 
@@ -378,7 +380,8 @@ def _import_videos(label_file: CsdFile, files: dict[str, CsdFile], keep_missing:
     if word_file is not None:
         report.missing["words"] = []
 
-    ds: dict = {"ID": [], "speakers": {}, "labels": {}, "text_feat": {}, "audio_feat": {}, "visual_feat": {}, "sentence_in_text": {}, "train": [], "test": []}
+    ds: dict = {"ID": [], "speakers": {}, "labels": {}, "text_feat": {}, "audio_feat": {}, "visual_feat": {}, "sentence_in_text": {},
+                PRESENT: {}, "train": [], "test": []}
     timings: dict[str, list[list[float]]] = {}
     rows: dict[str, list[int]] = {}
     pending_fill: list[str] = []  # videos to zero-fill once a modality's width is known
@@ -401,7 +404,8 @@ def _import_videos(label_file: CsdFile, files: dict[str, CsdFile], keep_missing:
         if any(m != "words" for m in absent):
             report.filled.append(vid)
         feats: dict[str, np.ndarray | None] = {}
-        for m in MODALITIES:
+        present = np.zeros((len(seg), len(MODALITIES)), dtype=bool)  # no file, no video, nothing overlapping: absent
+        for k, m in enumerate(MODALITIES):
             f = files.get(m)
             if f is None:
                 feats[m] = np.zeros((len(seg), 0), dtype=np.float32)
@@ -414,6 +418,7 @@ def _import_videos(label_file: CsdFile, files: dict[str, CsdFile], keep_missing:
                     report.nonfinite[m] += int(bad.sum())
                     x = np.where(bad, 0, x)
                 feats[m], covered = overlap_mean(iv, x, seg)
+                present[:, k] = covered
                 report.zero_overlap[m] += int((~covered).sum())
         if word_file is not None and vid in word_file:
             toks, wiv = word_file.read(vid, words=True)
@@ -426,6 +431,7 @@ def _import_videos(label_file: CsdFile, files: dict[str, CsdFile], keep_missing:
         for m in MODALITIES:
             ds[f"{m}_feat"][vid] = feats[m]
         ds["sentence_in_text"][vid] = sentences
+        ds[PRESENT][vid] = present
         timings[vid] = seg.tolist()
         rows[vid] = order.tolist()
         if any(feats[m] is None for m in MODALITIES):

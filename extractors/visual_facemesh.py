@@ -27,7 +27,8 @@ with --no-deps), run with ai-edge-litert on a square grayscale crop around the m
 to the model's input size (64x64) and to [-1, 1] as the model was trained.
 
 Features 0-17 are averaged over the frames with a face; face_fraction counts all of the utterance's frames.
-An utterance with no face in any of its frames, or a clip without video, gets a row of zeros (logged).
+An utterance with no face in any of its frames, or a clip without video, has no visual modality: its row is
+NaN, which the extraction turns into an absent modality (see data.dataset `present`).
 Frames are those `extractors.media.decode` samples (`fps`, `max_side` below are what the features were
 computed at: decode with them). Mediapipe tracks the face between consecutive sampled frames of a clip.
 """
@@ -277,10 +278,10 @@ def per_utterance(media: Media, segments: list[Segment], fps: float, name: str, 
                   frame_features: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     """The path every visual extractor shares: pick each utterance's sampled frames, run `frame_features`
     once on the distinct ones ((n, H, W, 3) uint8 -> feats (n, dim - 1), found (n,) bool) and average per
-    utterance with `aggregate`. Returns (n_utt, dim) float32; zeros for a clip without video."""
-    out = np.zeros((len(segments), dim), dtype=np.float32)
+    utterance with `aggregate`. Returns (n_utt, dim) float32; NaN rows (absent) for a clip without video."""
+    out = np.full((len(segments), dim), np.nan, dtype=np.float32)
     if media.frames is None or media.frame_times is None or len(media.frames) == 0:
-        log.info("%s: no video frames; visual features are zeros", media.path)
+        log.info("%s: no video frames; no visual modality", media.path)
         return out
     check_sampling(media, fps, name)
     per_seg = [segment_frames(media.frame_times, seg) for seg in segments]
@@ -310,7 +311,7 @@ def aggregate(feats: np.ndarray, found: np.ndarray, groups: list[np.ndarray], pa
         feats: (n_frames, d) float32 per-frame features; found: (n_frames,) bool; groups: per utterance,
             the indices into feats of its frames. out: optional (n_utt, d + 1) array to fill.
     Returns:
-        (n_utt, d + 1) float32; zeros for utterances without a face (logged).
+        (n_utt, d + 1) float32; NaN rows (absent) for utterances without a face (logged).
     """
     d = feats.shape[1]
     if out is None:
@@ -319,11 +320,11 @@ def aggregate(feats: np.ndarray, found: np.ndarray, groups: list[np.ndarray], pa
     for u, idx in enumerate(groups):
         hit = idx[found[idx]] if idx.size else idx
         if hit.size == 0:
-            out[u] = 0.0
+            out[u] = np.nan
             missing.append(u)
             continue
         out[u, :d] = feats[hit].mean(axis=0)
         out[u, d] = hit.size / idx.size
     if missing:
-        log.info("%s: no face in utterance(s) %s; their visual features are zeros", path, missing)
+        log.info("%s: no face in utterance(s) %s; no visual modality there", path, missing)
     return out

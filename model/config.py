@@ -76,6 +76,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     normalize: bool = True
+    modality_dropout: float = 0.0  # chance that a dialogue loses each modality in a training batch
 
     @classmethod
     def for_task(cls, task: str, **overrides: Any) -> "TrainConfig":

@@ -73,12 +73,16 @@ def run_cells(
     active: list[int],
     dropout: float,
     training: bool,
+    present: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Run K independent cells as one stacked recurrence over time.
 
     cells: K cells; utt[k]: (T, B, d_utt_k); ctx[k]: (T, B, d_ctx) time-major inputs, dialogues sorted
     by length (longest first). speaker_idx: (K, T, B) long; speaker_onehot: (K, T, B, P) float, zero
     rows at padding. active[t]: how many dialogues still run at step t (non-increasing).
+    present: (K, T, B) bool or None (all present). At a step where cell k's modality is absent, that
+    cell skips the step: its global, party and emotion states stay as they were and its global state
+    does not join the attention history; its output there is the carried emotion state (masked later).
     Returns e: (K, T, B, d_emotion), zeros where a dialogue has ended.
     """
     T, B = speaker_idx.shape[1:]
@@ -140,13 +144,19 @@ def run_cells(
             g, q, e, num, den, run_max = (x[:, :n] for x in (g, q, e, num, den, run_max))
         idx = speaker_idx[:, t, :n].reshape(K, n, 1, 1).expand(K, n, 1, d_p)
         s = speaker_onehot[:, t, :n].unsqueeze(-1)  # (K, n, P, 1)
+        here = None if present is None else present[:, t, :n].unsqueeze(-1)  # (K, n, 1) bool
+        if here is not None:
+            s = s * here.unsqueeze(-1).to(dtype)  # an absent step updates no party
         q_spk = q.gather(2, idx).squeeze(2)  # (K, n, d_p)
 
         gi = torch.baddbmm(xg[t], q_spk, wq)
         gh = torch.baddbmm(bgh, g, wgh)
-        g = drop(_gru(gi, gh, g))
+        g_new = drop(_gru(gi, gh, g))
+        g = g_new if here is None else torch.where(here, g_new, g)
 
-        if t == 0:
+        if here is not None:  # no history yet (t = 0, or every earlier step absent) gives a = 0
+            a = num / den.clamp_min(1e-30)
+        elif t == 0:
             a = torch.zeros(K, n, d_g, device=device, dtype=dtype)
         else:
             a = num / den
@@ -158,17 +168,23 @@ def run_cells(
 
         ei = torch.baddbmm(bei, q_sel, wei)
         eh = torch.baddbmm(beh, e, weh)
-        e = drop(_gru(ei, eh, e))
+        e_new = drop(_gru(ei, eh, e))
+        e = e_new if here is None else torch.where(here, e_new, e)
         outputs.append(F.pad(e, (0, 0, 0, B - n)) if n < B else e)
 
         # fold g_t into the attention history for later steps (online softmax)
-        score = (g * watt).sum(-1, keepdim=True)  # (K, n, 1)
+        score = (g_new * watt).sum(-1, keepdim=True)  # (K, n, 1)
         new_max = torch.maximum(run_max, score)
         old_scale = torch.exp(run_max - new_max)
         new_w = torch.exp(score - new_max)
-        num = num * old_scale + new_w * g
-        den = den * old_scale + new_w
-        run_max = new_max
+        if here is None:
+            num = num * old_scale + new_w * g
+            den = den * old_scale + new_w
+            run_max = new_max
+        else:  # only present steps join the history
+            num = torch.where(here, num * old_scale + new_w * g_new, num)
+            den = torch.where(here, den * old_scale + new_w, den)
+            run_max = torch.where(here, new_max, run_max)
 
     out = torch.stack(outputs, dim=1)  # (K, T', B, d_e)
     return F.pad(out, (0, 0, 0, 0, 0, T - out.shape[1])) if out.shape[1] < T else out
@@ -184,17 +200,27 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return x.gather(0, index)
 
 
-def pair_fusion(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Bimodal attention: x, y (B, T, D); mask (B, T) bool or None (attend over padding too).
+def pair_fusion(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, mask_y: torch.Tensor | None = None) -> torch.Tensor:
+    """Bimodal attention: x, y (B, T, D); mask (B, T) bool: the utterances of x that may be attended
+    (None: attend over padding too); mask_y: the same for y (default: mask).
 
     C = x y^T; x' = softmax_rows(C) y * x; y' = softmax_rows(C^T) x * y; returns [x' ; y'] (B, T, 2D).
+    With absent modalities the masks differ: x attends only to utterances where y is present and the
+    other way round. A dialogue in which one side has no utterance at all is left unmasked, not NaN: that
+    side is all zeros (absent rows are zeroed before fusion), so both halves come out zero anyway.
     """
+    mask_y = mask if mask_y is None else mask_y
     c = torch.bmm(x, y.transpose(1, 2))
     ct = c.transpose(1, 2)
-    if mask is not None:
-        key_pad = ~mask.unsqueeze(1)  # (B, 1, T): hide padded utterances as keys
-        c = c.masked_fill(key_pad, float("-inf"))
-        ct = ct.masked_fill(key_pad, float("-inf"))
+    for keys, which in ((mask_y, "c"), (mask, "ct")):
+        if keys is None:
+            continue
+        hide = ~keys.unsqueeze(1)  # (B, 1, T)
+        hide = hide & keys.any(1).view(-1, 1, 1)  # rows with no key at all stay unmasked (see above)
+        if which == "c":
+            c = c.masked_fill(hide, float("-inf"))
+        else:
+            ct = ct.masked_fill(hide, float("-inf"))
     x_att = torch.bmm(torch.softmax(c, dim=-1), y) * x
     y_att = torch.bmm(torch.softmax(ct, dim=-1), x) * y
     return torch.cat([x_att, y_att], dim=-1)
@@ -233,18 +259,31 @@ class MultilogueNet(nn.Module):
             getattr(self, f"{m}_mean").copy_(torch.as_tensor(mean))
             getattr(self, f"{m}_std").copy_(torch.as_tensor(std).clamp_min(1e-6))
 
-    def forward(self, text: torch.Tensor, audio: torch.Tensor, visual: torch.Tensor, speakers: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, text: torch.Tensor, audio: torch.Tensor, visual: torch.Tensor, speakers: torch.Tensor, mask: torch.Tensor,
+                present: torch.Tensor | None = None) -> torch.Tensor:
+        """present: (B, T, 3) bool, which modalities (text, audio, visual) each utterance has; None: all.
+
+        An absent modality is masked out, not fed as zeros: its features are never read (replacing them
+        changes nothing), its cell skips the step (run_cells), its hidden vector is zero, fusion attends only
+        to utterances where it is present, and it adds nothing to the classifier's input. Without text, the
+        audio and visual cells get a zero context (the training mean, after standardisation) in GRU_G.
+        """
         cfg = self.config
         B, T = mask.shape
         mask = mask.bool()
+        if present is not None:
+            present = present.bool() & mask.unsqueeze(-1)
+            if bool((present == mask.unsqueeze(-1)).all()):
+                present = None  # everything present: the unmasked fast path
         lengths = mask.sum(1)
         order = torch.argsort(lengths, descending=True, stable=True)
         sorted_already = bool((order == torch.arange(B, device=order.device)).all())
         if not sorted_already:
             text, audio, visual, speakers, mask, lengths = (x[order] for x in (text, audio, visual, speakers, mask, lengths))
-        fmask = mask.unsqueeze(-1).to(text.dtype)
+            present = None if present is None else present[order]
+        keep = {m: (mask if present is None else present[..., k]) for k, m in enumerate(MODALITY_ORDER)}  # (B, T) each
         feats = {
-            m: ((x - getattr(self, f"{m}_mean")) / getattr(self, f"{m}_std")) * fmask
+            m: ((x - getattr(self, f"{m}_mean")) / getattr(self, f"{m}_std")) * keep[m].unsqueeze(-1).to(x.dtype)
             for m, x in zip(MODALITY_ORDER, (text, audio, visual))
         }
         # time-major for the recurrence
@@ -260,13 +299,17 @@ class MultilogueNet(nn.Module):
         utt = [tm[m] for m in MODALITY_ORDER]
         ctx = [tm["text"]] * 3
         spk_all = spk.unsqueeze(0).expand(3, T, B, -1)
+        step_present = None if present is None else present.permute(2, 1, 0)  # (3, T, B)
         if cfg.bidirectional:  # the backward cells join the same stacked recurrence on reversed inputs
             cells += list(self.backward_cells)
             rev = {m: reverse_padded(x, lengths) for m, x in tm.items()}
             utt += [rev[m] for m in MODALITY_ORDER]
             ctx += [rev["text"]] * 3
             spk_all = torch.cat([spk_all, reverse_padded(spk, lengths).unsqueeze(0).expand(3, T, B, -1)])
-        e = run_cells(cells, utt, ctx, spk_all.argmax(-1), spk_all, active, cfg.recurrent_dropout, self.training)
+            if step_present is not None:
+                rev_present = reverse_padded(step_present.permute(1, 2, 0), lengths).permute(2, 0, 1)
+                step_present = torch.cat([step_present, rev_present])
+        e = run_cells(cells, utt, ctx, spk_all.argmax(-1), spk_all, active, cfg.recurrent_dropout, self.training, step_present)
         if cfg.bidirectional:  # (6, T, B, d_e) -> (3, T, B, 2 d_e), backward outputs back in time order
             valid = (torch.arange(T, device=e.device).unsqueeze(1) < lengths.unsqueeze(0)).to(e.dtype).unsqueeze(-1)
             bwd = torch.stack([reverse_padded(b, lengths) * valid for b in e[3:]])
@@ -278,9 +321,14 @@ class MultilogueNet(nn.Module):
             h = F.relu(h)
         h = dropout_(h, cfg.dropout, self.training)
         h_t, h_a, h_v = (x.transpose(0, 1) for x in h)  # (B, T, D)
-        fusion_mask = mask if cfg.mask_fusion else None
+        if present is not None:  # an absent modality adds nothing downstream
+            h_t, h_a, h_v = (x * keep[m].unsqueeze(-1).to(x.dtype) for x, m in zip((h_t, h_a, h_v), MODALITY_ORDER))
+            base = mask if cfg.mask_fusion else torch.ones_like(mask)
+            k_t, k_a, k_v = (base & keep[m] for m in MODALITY_ORDER)
+        else:
+            k_t = k_a = k_v = mask if cfg.mask_fusion else None
         fused = torch.cat(
-            [pair_fusion(h_t, h_a, fusion_mask), pair_fusion(h_v, h_a, fusion_mask), pair_fusion(h_t, h_v, fusion_mask), h_t, h_a, h_v],
+            [pair_fusion(h_t, h_a, k_t, k_a), pair_fusion(h_v, h_a, k_v, k_a), pair_fusion(h_t, h_v, k_t, k_v), h_t, h_a, h_v],
             dim=-1,
         )
         out = self.classifier(fused)

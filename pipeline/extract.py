@@ -14,8 +14,9 @@ missing. Labels come from transcript CSVs and `labels.csv` (pipeline.labels); th
 A clip that cannot be used (corrupt, empty, no audio stream, unreadable, transcript not UTF-8 or timed past
 the clip's end, labels that match no utterance) is a failure: it is logged with its reason, listed in
 `failures.json` beside the output, and left out; the other clips are still written. `strict=True` stops
-at the first failure instead (raising ClipFailed). A clip with no face is not a failure: its visual
-features are zeros and the count of such utterances is recorded in meta.
+at the first failure instead (raising ClipFailed). A clip with no face is not a failure: its utterances
+without a face have no visual modality (`present` False, see data.dataset), and meta counts them; an
+audio-only clip has no visual modality at all.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from data.dataset import MODALITIES, empty_dataset, save_dataset
+from data.dataset import MODALITIES, PRESENT, empty_dataset, save_dataset
 from data.errors import ExtractionError, UserError
 from data.fileio import atomic_path, atomic_write_bytes
 from extractors.base import Segment
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mpg", ".mpeg", ".avi", ".mkv", ".webm")
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".m4a", ".ogg")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: per-utterance presence of each modality
 FAILURES_FILE = "failures.json"
 STAGES = ("decode", "segments", "text", "audio", "visual")
 Progress = Callable[..., None]
@@ -141,17 +142,18 @@ def extractor_choices(text: str = "glove", audio: str = "opensmile", visual: str
 
 
 class NoFeatures:
-    """The "none" extractor: zero-width features (n_utt, 0), as the CSD importer writes for a missing modality."""
+    """The "none" extractor: the modality is absent. Width 0 by default (a dataset without that modality, as
+    the CSD importer writes for a missing file); with `dim`, absent rows of that width (NaN), for a model
+    that has the modality when a prediction leaves it out."""
 
     name = "none"
-    dim = 0
     params: dict[str, Any] = {}
 
-    def __init__(self, modality: str = "visual") -> None:
-        self.modality = modality
+    def __init__(self, modality: str = "visual", dim: int = 0) -> None:
+        self.modality, self.dim = modality, int(dim)
 
     def __call__(self, media: Any, segments: list[Segment]) -> np.ndarray:
-        return np.zeros((len(segments), 0), dtype=np.float32)
+        return np.full((len(segments), self.dim), np.nan, dtype=np.float32)
 
 
 def build_extractors(choices: dict[str, tuple[str, dict]]) -> dict[str, Any]:
@@ -231,10 +233,13 @@ def _cache_path(cache_dir: str, key: str) -> Path:
     return Path(cache_dir) / key[:2] / f"{key}.npz"
 
 
+_ARRAYS = (*MODALITIES, PRESENT)
+
+
 def _write_cache(path: Path, result: dict) -> None:
-    meta = {k: v for k, v in result.items() if k not in MODALITIES}
+    meta = {k: v for k, v in result.items() if k not in _ARRAYS}
     buf = io.BytesIO()
-    np.savez(buf, meta=np.array(json.dumps(meta)), **{m: result[m] for m in MODALITIES})
+    np.savez(buf, meta=np.array(json.dumps(meta)), **{k: result[k] for k in _ARRAYS})
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -244,6 +249,7 @@ def _read_cache(path: Path) -> dict | None:
             result = json.loads(str(z["meta"]))
             for m in MODALITIES:
                 result[m] = z[m].astype(np.float32)
+            result[PRESENT] = z[PRESENT].astype(bool)
         return result
     except FileNotFoundError:
         return None
@@ -312,9 +318,12 @@ def extract_clip(
     place its utterances (`transcript`, else the transcript beside the clip, else pocketsphinx) unless
     `segments` are given, then run each extractor of `extractors` (modality -> extractor) over them.
 
-    Returns {"text"|"audio"|"visual": (n_utt, dim) float32 finite, "segments": [[start, end, speaker, text,
-    labels]], "info": {transcript, format, timing, automatic_text}, "duration": seconds, "audio_only": bool,
-    "no_face": utterances without a face, "times": seconds per stage (decode, segments, text, audio, visual)}.
+    Returns {"text"|"audio"|"visual": (n_utt, dim) float32 finite, "present": (n_utt, 3) bool, "segments":
+    [[start, end, speaker, text, labels]], "info": {transcript, format, timing, automatic_text}, "duration":
+    seconds, "audio_only": bool, "no_face": utterances without a face, "times": seconds per stage (decode,
+    segments, text, audio, visual)}. An extractor marks an utterance whose modality is absent (no face, no
+    words) with a row of NaN; here that becomes a zero row with `present` False. `extractors` may leave a
+    modality out (or give it width 0): it is then absent everywhere.
     Raises ExtractionError (NoAudioError without an audio stream) naming the clip and the fix.
     """
     from extractors.media import DEFAULT_MAX_SIDE, decode
@@ -323,8 +332,10 @@ def extract_clip(
     clip = str(clip)
     times: dict[str, float] = {}
     t = time.perf_counter()
-    max_side = getattr(extractors["visual"], "max_side", DEFAULT_MAX_SIDE)
-    want_video = not audio_only and extractors["visual"].dim > 0  # frames are the costly part of decoding
+    visual = extractors.get("visual")
+    max_side = getattr(visual, "max_side", DEFAULT_MAX_SIDE)
+    # frames are the costly part of decoding: only for a visual extractor that reads them
+    want_video = not audio_only and visual is not None and visual.dim > 0 and not isinstance(visual, NoFeatures)
     media = decode(clip, fps=fps, video=want_video, max_side=max_side, threads=threads)
     times["decode"] = time.perf_counter() - t
     if media.duration <= 0 or media.audio.size == 0:
@@ -338,29 +349,41 @@ def extract_clip(
     else:
         info = {"transcript": None, "format": None, "timing": "given", "automatic_text": False}
     times["segments"] = time.perf_counter() - t
+    n = len(segments)
     result: dict[str, Any] = {}
-    for m in MODALITIES:
+    present = np.zeros((n, len(MODALITIES)), dtype=bool)
+    for k, m in enumerate(MODALITIES):
         t = time.perf_counter()
-        ex = extractors[m]
-        if m == "visual" and not has_video:
-            feats = np.zeros((len(segments), ex.dim), dtype=np.float32)
+        ex = extractors.get(m)
+        dim = 0 if ex is None else int(ex.dim)
+        if ex is None or (m == "visual" and not has_video):
+            feats = np.full((n, dim), np.nan, dtype=np.float32)
         else:
             feats = np.asarray(ex(media, segments), dtype=np.float32)
-        if feats.shape != (len(segments), ex.dim):
-            raise ExtractionError(f"{clip}: {m} extractor {ex.name} returned shape {feats.shape}, expected ({len(segments)}, {ex.dim})")
-        if not np.isfinite(feats).all():
-            log.warning("%s: %s features had NaN/inf; replaced by 0", clip, m)
-            feats = np.nan_to_num(feats, nan=0.0, posinf=0.0, neginf=0.0)
-        result[m] = feats
+        if feats.shape != (n, dim):
+            raise ExtractionError(f"{clip}: {m} extractor {ex.name} returned shape {feats.shape}, expected ({n}, {dim})")
+        result[m], present[:, k] = _presence(feats, clip, m)
         times[m] = time.perf_counter() - t
-    no_face = int((~result["visual"].any(axis=1)).sum()) if has_video and result["visual"].shape[1] else 0
+    no_face = int((~present[:, 2]).sum()) if has_video and want_video else 0
     if no_face:
-        log.info("%s: %d of %d utterances without a face (visual features are zeros)", Path(clip).name, no_face, len(segments))
+        log.info("%s: %d of %d utterances without a face (no visual modality there)", Path(clip).name, no_face, n)
     result.update(
-        segments=[[s.start, s.end, s.speaker, s.text, s.labels] for s in segments], info=info, duration=media.duration,
-        audio_only=audio_only, no_face=no_face, times=times,
+        present=present, segments=[[s.start, s.end, s.speaker, s.text, s.labels] for s in segments], info=info,
+        duration=media.duration, audio_only=audio_only, no_face=no_face, times=times,
     )
     return result
+
+
+def _presence(feats: np.ndarray, clip: str, modality: str) -> tuple[np.ndarray, np.ndarray]:
+    """(n, d) rows from an extractor -> (rows with absent ones zeroed, (n,) present). An all-NaN row (or any row
+    of a width-0 modality) is absent; other non-finite values are replaced by 0 with a warning."""
+    if feats.shape[1] == 0:
+        return feats, np.zeros(feats.shape[0], dtype=bool)
+    finite = np.isfinite(feats)
+    present = ~np.isnan(feats).all(axis=1)
+    if not finite[present].all():
+        log.warning("%s: %s features had NaN/inf; replaced by 0", clip, modality)
+    return np.where(finite, feats, 0.0).astype(np.float32), present
 
 
 # ------------------------------------------------------------------ running clips
@@ -586,6 +609,7 @@ def _assemble(vids: list[str], results: dict, specs: dict, folder: Path, clips: 
         ds["labels"][vid] = np.asarray(res["labels"], dtype=np.float32)
         for m in MODALITIES:
             ds[f"{m}_feat"][vid] = res[m]
+        ds[PRESENT][vid] = np.asarray(res[PRESENT], dtype=bool)
         ds["meta"]["timings"][vid] = [[float(s[0]), float(s[1])] for s in segs]
         info = res["info"]
         provenance["clips"][vid] = {

@@ -141,10 +141,12 @@ def load_models(checkpoint: str | Path | None = None) -> list[LoadedModel]:
     return models
 
 
-def build_spec_extractors(spec: dict[str, dict], source: Any, runtime: dict[str, dict] | None = None) -> dict[str, Any]:
+def build_spec_extractors(spec: dict[str, dict], source: Any, runtime: dict[str, dict] | None = None,
+                          modalities: list[str] | None = None) -> dict[str, Any]:
     """modality -> extractor rebuilt from the spec; CheckpointError (one line) when it cannot be reproduced.
 
     runtime: modality -> settings that do not change the output (e.g. {"visual": {"weights_dir": ...}}).
+    modalities: the ones to compute (None: all); the others become absent (nothing is decoded or run for them).
     """
     from extractors import available, build_from_spec
     from pipeline.extract import NoFeatures
@@ -152,8 +154,8 @@ def build_spec_extractors(spec: dict[str, dict], source: Any, runtime: dict[str,
     out = {}
     for m in MODALITIES:
         s = spec[m]
-        if s["name"] == "none" and s["dim"] == 0:
-            out[m] = NoFeatures(m)
+        if s["name"] == "none" or (modalities is not None and m not in modalities):
+            out[m] = NoFeatures(m, s["dim"])
             continue
         if s["name"] not in available(m)[m]:
             raise CheckpointError(f"{source}: its {m} extractor {s['name']!r} is not available here (this installation has "
@@ -212,7 +214,14 @@ class Predictor:
     decode, segments, text, audio, visual (each extractor, library loading on first use included), model.
     """
 
-    def __init__(self, checkpoint: str | Path | None = None, *, runtime: dict[str, dict] | None = None):
+    def __init__(self, checkpoint: str | Path | None = None, *, runtime: dict[str, dict] | None = None,
+                 modalities: list[str] | None = None):
+        """modalities: use only these (e.g. ["text", "audio"]; None: all three); the others are absent."""
+        if modalities is not None:
+            unknown = [m for m in modalities if m not in MODALITIES]
+            if unknown or not modalities:
+                raise UserError(f"modalities {','.join(modalities)}: choose one or more of {','.join(MODALITIES)}, comma-separated")
+        self.modalities = [m for m in MODALITIES if modalities is None or m in modalities]
         self.timings: dict[str, float] = {}
         t = time.perf_counter()
         checkpoint = default_checkpoint() if checkpoint is None else checkpoint
@@ -226,7 +235,7 @@ class Predictor:
         for m in self.models:
             key = _spec_key(m.spec)
             if key not in by_key:
-                by_key[key] = (m.spec, build_spec_extractors(m.spec, m.path, runtime), [])
+                by_key[key] = (m.spec, build_spec_extractors(m.spec, m.path, runtime, self.modalities), [])
                 self.groups.append(by_key[key])
             by_key[key][2].append(m)
         self.timings["extractor build"] = time.perf_counter() - t
@@ -257,8 +266,9 @@ class Predictor:
 
         clip = Path(clip)
         result: dict[str, Any] = {"clip": str(clip), "duration": None, "transcript": None,
-                                  "models": {m.name: str(m.path) for m in self.models}, "utterances": []}
+                                  "models": {m.name: str(m.path) for m in self.models}, "modalities": list(self.modalities), "utterances": []}
         outputs: dict[str, np.ndarray] = {}
+        present: np.ndarray | None = None
         segments = None
         for spec, extractors, models in self.groups:
             fps = float(spec["visual"]["params"].get("fps", 5.0))
@@ -279,18 +289,20 @@ class Predictor:
                 if info.get("automatic_text") and not any(s.text.strip() for s in segments):
                     result["note"] = "no speech detected (pocketsphinx found none); give a transcript to predict anyway"
                     return result
+            present = feats["present"] if present is None else present
             t = time.perf_counter()
             for m in models:
                 outputs[m.name] = run_model(m.model, feats, [s.speaker for s in segments])
             self._add("model", time.perf_counter() - t)
-        result["utterances"] = self._merge(segments or [], outputs)
+        result["utterances"] = self._merge(segments or [], outputs, present)
         return result
 
-    def _merge(self, segments: list, outputs: dict[str, np.ndarray]) -> list[dict]:
+    def _merge(self, segments: list, outputs: dict[str, np.ndarray], present: np.ndarray | None) -> list[dict]:
         rows = []
         for i, s in enumerate(segments):
             sentiment = float(outputs["regression"][i]) if self.has_sentiment else None
             row: dict[str, Any] = {"start": round(s.start, 3), "end": round(s.end, 3), "speaker": s.speaker, "text": s.text,
+                                   "modalities": [m for k, m in enumerate(MODALITIES) if present is not None and present[i, k]],
                                    "sentiment": None if sentiment is None else round(sentiment, 4)}
             if self.has_binary:
                 p = float(outputs["binary"][i])
@@ -322,7 +334,8 @@ def one_torch_thread() -> Iterator[None]:
 
 
 def run_model(model: "MultilogueNet", feats: dict[str, np.ndarray], speakers: list[str]) -> np.ndarray:
-    """Run one model on one dialogue. feats[m]: (T, d_m) float32; speakers: T labels.
+    """Run one model on one dialogue. feats[m]: (T, d_m) float32; feats["present"]: (T, 3) bool (optional,
+    default all present); speakers: T labels.
 
     Returns (T,) float: the sentiment score in [-3, 3] for regression, else P(class 1) (positive / present).
     """
@@ -333,19 +346,21 @@ def run_model(model: "MultilogueNet", feats: dict[str, np.ndarray], speakers: li
     one_hot = torch.nn.functional.one_hot(who, max(len(parties), 1)).float().unsqueeze(0)  # (1, T, P)
     mask = torch.ones(1, len(speakers), dtype=torch.bool)
     x = [torch.from_numpy(np.ascontiguousarray(feats[m], dtype=np.float32)).unsqueeze(0) for m in MODALITIES]
+    present = feats.get("present")
+    present = None if present is None else torch.from_numpy(np.asarray(present, dtype=bool)).unsqueeze(0)
     with one_torch_thread(), torch.inference_mode():
-        out = model(*x, one_hot, mask)[0]  # (T,) scores or (T, 2) log-probabilities
+        out = model(*x, one_hot, mask, present)[0]  # (T,) scores or (T, 2) log-probabilities
     return (out if model.config.task == "regression" else out[:, 1].exp()).double().numpy()
 
 
 def predict_clips(clips: list[str | Path], checkpoint: str | Path | None = None, *, transcript: str | Path | None = None,
                   runtime: dict[str, dict] | None = None, progress: Progress | None = None,
-                  predictor: Predictor | None = None) -> list[dict]:
+                  predictor: Predictor | None = None, modalities: list[str] | None = None) -> list[dict]:
     """Predict every clip; a clip that fails is logged ("Skipping ...") and returned with an "error" entry.
 
     Raises CheckpointError (before any clip runs) when the checkpoint is missing or cannot be reproduced.
     """
-    predictor = predictor or Predictor(checkpoint, runtime=runtime)
+    predictor = predictor or Predictor(checkpoint, runtime=runtime, modalities=modalities)
     results = []
     for i, clip in enumerate(clips):
         try:

@@ -3,9 +3,10 @@
     print(FORMATTERS["csv"](results))
     plot_predictions(results, "prediction.png")
 
-Per clip: {"clip", "duration", "transcript", "models", "utterances", ["note" | "error"]}; per utterance:
-{"start", "end", "speaker", "text", "sentiment" (float or None), "label" ("positive"/"negative" or None),
-["positive_prob"], "emotions" {emotion: probability}}.
+Per clip: {"clip", "duration", "transcript", "models", "modalities", "utterances", ["note" | "error"]}; per
+utterance: {"start", "end", "speaker", "text", "modalities" (those present for it: an utterance without a face
+has no visual), "sentiment" (float or None), "label" ("positive"/"negative" or None), ["positive_prob"],
+"emotions" {emotion: probability}}.
 """
 
 from __future__ import annotations
@@ -19,8 +20,14 @@ from typing import Any
 from data.fileio import atomic_path
 
 
-def _columns(results: list[dict]) -> list[str]:
-    cols = ["sentiment", "label"]
+ALL_MODALITIES = ["text", "audio", "visual"]
+
+
+def _columns(results: list[dict], inputs: bool = True) -> list[str]:
+    """Output columns after start/end/speaker/text; `modalities` only when some utterance lacks one."""
+    partial = any(u.get("modalities", ALL_MODALITIES) != ALL_MODALITIES for r in results for u in r["utterances"])
+    cols = ["modalities"] if inputs and partial else []
+    cols += ["sentiment", "label"]
     for r in results:
         for u in r["utterances"]:
             if "positive_prob" in u and "positive_prob" not in cols:
@@ -40,7 +47,10 @@ def _cell(value: Any, col: str) -> str:
 
 
 def _flat(u: dict) -> dict:
-    return {**{k: v for k, v in u.items() if k != "emotions"}, **u["emotions"]}
+    flat = {**{k: v for k, v in u.items() if k != "emotions"}, **u["emotions"]}
+    if "modalities" in flat:
+        flat["modalities"] = "+".join(flat["modalities"]) or "none"
+    return flat
 
 
 def format_table(results: list[dict], text_width: int = 44) -> str:
@@ -78,8 +88,8 @@ def format_json(results: list[dict]) -> str:
 
 
 def format_csv(results: list[dict]) -> str:
-    """One row per utterance: clip, start, end, speaker, text, sentiment, label, [positive_prob], emotions."""
-    cols = ["clip", "start", "end", "speaker", "text", *_columns(results)]
+    """One row per utterance: clip, start, end, speaker, text, modalities, sentiment, label, [positive_prob], emotions."""
+    cols = ["clip", "start", "end", "speaker", "text", "modalities", *_columns(results, inputs=False)]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from data.dataset import EMOTIONS, feature_dims, load_dataset, split_counts
+from data.dataset import EMOTIONS, MODALITIES, feature_dims, load_dataset, presence, split_counts
 from data.errors import CheckpointError, DatasetError, UserError
 from data.fileio import atomic_path, atomic_write_bytes
-from data.torchdata import Batch, DialogueDataset, collate
+from data.torchdata import Batch, DialogueDataset, collate, drop_modalities
 from model.checkpoint import check_features, load_model, make_checkpoint, save_checkpoint
 from model.config import ModelConfig, TrainConfig
 from model.metrics import PRIMARY, task_metrics
@@ -53,10 +53,15 @@ def split_validation(videos: list[str], ratio: float, seed: int) -> tuple[list[s
 
 
 def feature_stats(ds: dict, videos: list[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Per-feature mean and std over the utterances of `videos`: modality -> ((d,), (d,))."""
+    """Per-feature mean and std over the utterances of `videos` where the modality is present (absent rows
+    are placeholders): modality -> ((d,), (d,)); mean 0 and std 1 for a modality present nowhere."""
     stats = {}
-    for m in ("text", "audio", "visual"):
-        x = np.concatenate([ds[f"{m}_feat"][v] for v in videos]).astype(np.float64)
+    for k, m in enumerate(MODALITIES):
+        x = np.concatenate([ds[f"{m}_feat"][v][presence(ds, v)[:, k]] for v in videos]).astype(np.float64)
+        if len(x) == 0:
+            d = ds[f"{m}_feat"][videos[0]].shape[1] if videos else 0
+            stats[m] = (torch.zeros(d), torch.ones(d))
+            continue
         std = x.std(0)
         stats[m] = (torch.tensor(x.mean(0), dtype=torch.float32), torch.tensor(np.where(std < 1e-6, 1.0, std), dtype=torch.float32))
     return stats
@@ -64,7 +69,7 @@ def feature_stats(ds: dict, videos: list[str]) -> dict[str, tuple[torch.Tensor, 
 
 def class_weights(dataset: DialogueDataset) -> torch.Tensor:
     """Inverse-frequency weights n / (2 n_c) from the training targets; (2,)."""
-    y = torch.cat([item[4] for item in dataset.items])
+    y = torch.cat([item.targets for item in dataset.items])
     y = y[~torch.isnan(y)].long()
     counts = torch.bincount(y, minlength=2).float()
     weights = len(y) / (2 * counts.clamp_min(1))
@@ -91,7 +96,8 @@ def _batches(dataset: DialogueDataset, batch_size: int, shuffle: bool, generator
 
 
 @torch.no_grad()
-def evaluate(model: MultilogueNet, dataset: DialogueDataset, task: str, device: torch.device, weights: torch.Tensor | None = None, batch_size: int = 128) -> dict[str, Any]:
+def evaluate(model: MultilogueNet, dataset: DialogueDataset, task: str, device: torch.device, weights: torch.Tensor | None = None,
+             batch_size: int = 128) -> dict[str, Any]:
     """Loss and metrics on `dataset`; also the per-utterance outputs. Returns {"loss", "metrics", "outputs"}."""
     model.eval()
     total, count = 0.0, 0
@@ -115,7 +121,7 @@ def evaluate(model: MultilogueNet, dataset: DialogueDataset, task: str, device: 
 
 
 def _labelled(dataset: DialogueDataset) -> int:
-    return int(sum((~torch.isnan(item[4])).sum() for item in dataset.items))
+    return int(sum((~torch.isnan(item.targets)).sum() for item in dataset.items))
 
 
 def _save_json(path: Path, obj: Any) -> None:
@@ -255,6 +261,7 @@ def run_training(
             model.train()
             total, count = 0.0, 0
             for i, batch in enumerate(_batches(train_set, tcfg.batch_size, True, generator), 1):
+                batch.present = drop_modalities(batch.present, tcfg.modality_dropout, generator)
                 batch = batch.to(device)
                 optimizer.zero_grad(set_to_none=True)
                 loss, n = batch_loss(model(*batch.inputs()), batch, task, weights)
@@ -306,8 +313,11 @@ def run_training(
     return metrics
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "test", device: str = "auto") -> dict[str, dict]:
-    """Metrics of a checkpoint on a dataset split ("train", "test" or "all"): {title: metrics}."""
+def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "test", device: str = "auto",
+                        modalities: list[str] | None = None) -> dict[str, dict]:
+    """Metrics of a checkpoint on a dataset split ("train", "test" or "all"): {title: metrics}.
+
+    `modalities`: use only these (the others are treated as absent), e.g. ["text", "audio"]."""
     dev = pick_device(device)
     model, ckpt = load_model(checkpoint, dev)
     ds = load_dataset(data)
@@ -315,9 +325,11 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "
     videos = {"train": ds["train"], "test": ds["test"], "all": ds["ID"]}[split]
     if not videos:
         raise DatasetError(f"{data}: the {split} split is empty; pick another --split")
-    dataset = DialogueDataset(ds, videos, ckpt["task"], ckpt["emotion"])
+    dataset = DialogueDataset(ds, videos, ckpt["task"], ckpt["emotion"], modalities=modalities)
     result = evaluate(model, dataset, ckpt["task"], dev)
     title = f"{ckpt['task']}{'/' + ckpt['emotion'] if ckpt.get('emotion') else ''} on {split} ({len(videos)} videos, {result['n']} utterances)"
+    if modalities is not None and set(modalities) != set(MODALITIES):
+        title += f" with {'+'.join(m for m in MODALITIES if m in modalities)} only"
     return {title: {"loss": result["loss"], **result["metrics"]}}
 
 

@@ -133,3 +133,62 @@ def test_collate_pads_masks_and_one_hot_speakers():
     assert batch.speakers.shape[-1] == min(3, max(lengths))
     assert (batch.speakers.sum(-1) == batch.mask.float()).all()
     assert torch.isnan(batch.targets[~batch.mask]).all()
+
+
+# ---------------------------------------------------------------- absent modalities
+def test_format_1_file_loads_with_everything_present(tmp_path):
+    ds = synthetic_dataset(n_videos=4)
+    ds.pop("present")
+    ds["meta"]["format_version"] = 1
+    ds["visual_feat"] = {v: np.zeros((len(ds["speakers"][v]), 0), np.float32) for v in ds["ID"]}  # a modality of width 0
+    path = tmp_path / "old.pkl"
+    path.write_bytes(pickle.dumps(ds))
+    back = load_dataset(path)
+    for v in back["ID"]:
+        assert back["present"][v].tolist() == [[True, True, False]] * len(back["speakers"][v])
+
+
+def test_presence_roundtrip_and_bad_masks(tmp_path):
+    ds = synthetic_dataset(n_videos=4)
+    vid = ds["ID"][0]
+    n = len(ds["speakers"][vid])
+    ds["present"][vid] = np.tile([True, False, True], (n, 1))
+    save_dataset(ds, tmp_path / "d.pkl")
+    back = load_dataset(tmp_path / "d.pkl")
+    assert back["meta"]["format_version"] == 2
+    assert back["present"][vid].tolist() == [[True, False, True]] * n
+    assert back["present"][ds["ID"][1]].all()
+    ds["present"][vid] = np.ones((n + 1, 3), bool)
+    with pytest.raises(DatasetError, match=rf"video '{vid}': 'present' has shape \({n + 1}, 3\)"):
+        validate_dataset(ds, "d.pkl")
+
+
+def test_modality_dropout_keeps_one_modality_and_its_rate():
+    from data.torchdata import drop_modalities
+
+    g = torch.Generator().manual_seed(0)
+    present = torch.ones(4000, 5, 3, dtype=torch.bool)
+    present[:1000, :, 2] = False  # a quarter without visual
+    assert drop_modalities(present, 0.0, g) is present
+    out = drop_modalities(present, 0.5, g)
+    assert not (out & ~present).any()  # only removes
+    assert out.any(2).any(1).all()  # no dialogue loses every modality
+    assert (out == out[:, :1]).all()  # whole modalities, for the whole dialogue
+    kept = out[:, 0].float().mean(0)
+    assert 0.45 < kept[0] < 0.62 and 0.45 < kept[1] < 0.62  # about 1 - p, a little more where all were drawn
+
+
+def test_feature_statistics_skip_absent_rows():
+    from pipeline.train import feature_stats
+
+    ds = synthetic_dataset(n_videos=6)
+    for v in ds["ID"]:
+        n = len(ds["speakers"][v])
+        ds["audio_feat"][v][:] = 1.0
+        ds["audio_feat"][v][0] = 1000.0  # first utterance's audio is a placeholder...
+        ds["present"][v] = np.tile([True, True, True], (n, 1))
+        ds["present"][v][0, 1] = False  # ...because it is absent
+    mean, std = feature_stats(ds, ds["ID"])["audio"]
+    assert torch.allclose(mean, torch.ones_like(mean)) and (std == 1).all()
+    item = DialogueDataset(ds, ds["ID"][:1], "binary", modalities=["text", "visual"])[0]
+    assert not item.present[:, 1].any() and item.present[:, 0].all()

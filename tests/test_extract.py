@@ -81,6 +81,11 @@ def test_dataset_shapes_specs_and_meta(corpus):
             assert arr.shape == (n, d) and arr.dtype == np.float32 and np.isfinite(arr).all()
         assert len(ds["meta"]["timings"][vid]) == n
     assert ds["meta"]["audio_only"] == ["café ü"] and not ds["visual_feat"]["café ü"].any()
+    # presence: the audio-only clip has no visual modality; every other utterance has all three
+    assert ds["meta"]["format_version"] == 2
+    for vid in ds["ID"]:
+        expected = [True, True, vid != "café ü"]
+        assert ds["present"][vid].dtype == bool and (ds["present"][vid] == expected).all(), vid
     assert ds["meta"]["automatic_text"] == ["auto"]
     assert ds["meta"]["provenance"]["clips"]["café ü"]["file"] == "café ü.wav"
     assert json.loads((corpus["out"].parent / "failures.json").read_text()) == []
@@ -300,3 +305,29 @@ def test_cache_key_changes_when_a_glove_file_is_replaced_in_place(tmp_path):
     os.utime(vectors, ns=(1, 1))
     after = cache_key("clip", None, {"specs": specs, "resources": resource_fingerprint(specs), "fps": 5.0, "asr": {}}, False)
     assert before != after
+
+
+def test_absent_modalities_face_and_words(tmp_path):
+    """An utterance without a face has no visual modality, one without known words no text; a rerun from
+    the cache gives the same presence."""
+    from pipeline.extract import extract_folder
+
+    folder = tmp_path / "videos"
+    face = astronaut()
+    said = make_clip(folder / "mixed.mp4", ["hello there my friend", "good night"], face)
+    make_clip(folder / "grey.mp4", ["nobody is here"], None)  # a grey frame: no face at all
+    cues = [(said[0].start, said[0].end, "hello there my friend"), (said[1].start, said[1].end, "zzqx qqzz")]
+    (folder / "mixed.srt").write_text(srt(cues), encoding="utf-8")
+    (folder / "grey.txt").write_text("nobody is here\n", encoding="utf-8")
+    out = tmp_path / "ds.pkl"
+    report = extract_folder(folder, out, workers=1, cache_dir=tmp_path / "cache", audio_features="mfcc")
+    ds = load_dataset(out)
+    assert ds["present"]["mixed"].tolist() == [[True, True, True], [False, True, True]]
+    assert ds["present"]["grey"].tolist() == [[True, True, False]]
+    assert not ds["text_feat"]["mixed"][1].any() and not ds["visual_feat"]["grey"].any()  # absent rows are zeros
+    assert ds["meta"]["no_face"] == {"grey": 1}
+    again = extract_folder(folder, tmp_path / "again.pkl", workers=1, cache_dir=tmp_path / "cache", audio_features="mfcc")
+    assert again.cached == 2 and report.computed == 2
+    back = load_dataset(tmp_path / "again.pkl")
+    for vid in ds["ID"]:
+        np.testing.assert_array_equal(back["present"][vid], ds["present"][vid])

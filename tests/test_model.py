@@ -123,3 +123,86 @@ def test_dropout_keeps_expected_share_and_scale():
     assert abs((y == 0).float().mean().item() - 0.25) < 0.01
     assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / 0.75))
     assert dropout_(x, 0.25, training=False) is x
+
+
+# ---------------------------------------------------------------- absent modalities
+def random_presence(lengths, seed=0, p_absent=0.4):
+    g = torch.Generator().manual_seed(seed)
+    B, T = len(lengths), max(lengths)
+    present = torch.rand(B, T, 3, generator=g) > p_absent
+    present[0, :, 1] = False  # one dialogue without any audio
+    present[1, :, :] = True  # one with everything
+    return present
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+@pytest.mark.parametrize("mask_fusion", [True, False])
+def test_absent_modalities_match_literal_equations(task, mask_fusion):
+    model = small_model(task, mask_fusion)
+    lengths = [5, 2, 7, 1, 7, 3]
+    batch = make_batch(lengths, parties=3)
+    present = random_presence(lengths)
+    with torch.no_grad():
+        fast = model(*batch, present)
+        ref = reference_forward(model, *batch, present)
+    mask = batch[-1]
+    if mask_fusion:
+        fast, ref = fast[mask], ref[mask]
+    torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_absent_modality_gradients_match_literal_equations():
+    model = small_model("binary")
+    lengths = [4, 6, 2]
+    batch = make_batch(lengths, parties=2)
+    present = random_presence(lengths, seed=2)
+    mask = batch[-1]
+    model.zero_grad()
+    model(*batch, present)[mask].sum().backward()
+    fast = [p.grad.clone() for p in model.parameters()]
+    assert all(torch.isfinite(g).all() for g in fast)
+    model.zero_grad()
+    reference_forward(model, *batch, present)[mask].sum().backward()
+    for a, (name, p) in zip(fast, model.named_parameters()):
+        torch.testing.assert_close(a, p.grad, rtol=1e-3, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_absent_features_are_never_read(task):
+    """Replacing an absent modality's features by noise changes no output."""
+    model = small_model(task)
+    lengths = [6, 4, 3]
+    batch = list(make_batch(lengths, seed=4))
+    present = random_presence(lengths, seed=4)
+    with torch.no_grad():
+        before = model(*batch, present)
+        noisy = list(batch)
+        for k in range(3):
+            noise = torch.randn_like(batch[k]) * 100
+            noisy[k] = torch.where(present[..., k : k + 1], batch[k], noise)
+        after = model(*noisy, present)
+        changed = model(*[b + 1 for b in batch[:3]], *batch[3:], present)
+    mask = batch[-1]
+    torch.testing.assert_close(before[mask], after[mask], rtol=0, atol=0)
+    assert not torch.allclose(before[mask], changed[mask])  # present features are read
+
+
+def test_all_present_equals_no_presence_argument():
+    model = small_model("binary")
+    batch = make_batch([3, 5])
+    with torch.no_grad():
+        torch.testing.assert_close(model(*batch), model(*batch, torch.ones(2, 5, 3, dtype=torch.bool)))
+
+
+def test_a_modality_absent_everywhere_removes_its_stream():
+    """With no visual anywhere, the output does not depend on the visual cell's weights."""
+    model = small_model("regression")
+    batch = make_batch([4, 2], seed=1)
+    present = torch.ones(2, 4, 3, dtype=torch.bool)
+    present[..., 2] = False
+    with torch.no_grad():
+        before = model(*batch, present)
+        for p in model.forward_cells[2].parameters():
+            p.add_(torch.randn_like(p))
+        after = model(*batch, present)
+    torch.testing.assert_close(before[batch[-1]], after[batch[-1]], rtol=0, atol=1e-6)

@@ -85,7 +85,8 @@ def test_json_table_csv_and_plot_agree(trained, capsys, tmp_path):
 
     assert cli("predict", clip, "--checkpoint", runs, "--format", "csv") == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert list(rows[0]) == ["clip", "start", "end", "speaker", "text", "sentiment", "label", "happiness"]
+    assert list(rows[0]) == ["clip", "start", "end", "speaker", "text", "modalities", "sentiment", "label", "happiness"]
+    assert all(r["modalities"] == "text+audio+visual" for r in rows)
     assert [r["text"] for r in rows] == [t for _, t in TARGET]
     assert [float(r["sentiment"]) for r in rows] == pytest.approx([u["sentiment"] for u in utts])
     assert [float(r["happiness"]) for r in rows] == pytest.approx([u["emotions"]["happiness"] for u in utts])
@@ -176,7 +177,7 @@ def test_clips_without_speech(trained, capsys, tmp_path):
     assert cli("predict", mute, "--checkpoint", trained["runs"]) == 0
     assert "no audio stream" in capsys.readouterr().out
     assert cli("predict", mute, "--checkpoint", trained["runs"], "--format", "csv") == 0
-    assert capsys.readouterr().out.strip() == "clip,start,end,speaker,text,sentiment,label"
+    assert capsys.readouterr().out.strip() == "clip,start,end,speaker,text,modalities,sentiment,label"
 
 
 def test_missing_or_ambiguous_checkpoint(trained, capsys, tmp_path, monkeypatch):

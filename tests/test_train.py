@@ -123,3 +123,28 @@ def test_emotion_all_resumes_the_emotions_it_did_not_finish(tmp_path):
                 f.unlink()
     assert cli.main(args + ["--resume"]) == 0
     assert all((tmp_path / "emo" / e / "checkpoint.pt").exists() for e in ("anger", "surprise", "disgust", "fear"))
+
+
+def test_modality_dropout_trains_a_model_that_uses_what_is_there(tmp_path):
+    """Sentiment lives in the text; a model trained with modality dropout still reads it, evaluation with a
+    subset of modalities runs through the CLI, and leaving text out costs accuracy."""
+    data = write_synthetic(tmp_path / "d.pkl", n_videos=50, seed=1)
+    metrics = run_training(data, tmp_path / "r", TrainConfig.for_task("regression", epochs=12, batch_size=4, lr=3e-3, patience=12,
+                                                                      modality_dropout=0.5), SMALL)
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["modality_dropout"] == 0.5
+    full = evaluate_checkpoint(tmp_path / "r", data)
+    no_text = evaluate_checkpoint(tmp_path / "r", data, modalities=["audio", "visual"])
+    (title_full, m_full), (title_nt, m_nt) = next(iter(full.items())), next(iter(no_text.items()))
+    assert m_full["mae"] == pytest.approx(metrics["test"]["mae"], abs=1e-5)
+    assert title_nt.endswith("with audio+visual only") and m_nt["mae"] > m_full["mae"] + 0.1
+    assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "r"), "--data", str(data), "--modalities", "text,audio", "--json"]) == 0
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["evaluate", "--checkpoint", str(tmp_path / "r"), "--data", str(data), "--modalities", "sound"])
+    assert exit_.value.code == 2
+
+
+def test_modality_dropout_out_of_range_is_refused(tmp_path, capsys):
+    data = write_synthetic(tmp_path / "d.pkl", n_videos=6)
+    assert cli.main(["train", "--task", "binary", "--data", str(data), "--out", str(tmp_path / "r"), "--modality-dropout", "1"]) == 2
+    assert "--modality-dropout must be in [0, 1)" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
