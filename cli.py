@@ -118,6 +118,7 @@ def add_import(sub) -> None:
     s.add_argument("--label-column", default="sentiment", choices=("sentiment", *EMOTIONS), help="label column the seed's single label fills")
     s.set_defaults(func=cmd_import_seed)
     add_import_csd(isub)
+    add_import_text(isub)
 
 
 def cmd_import_seed(args) -> int:
@@ -177,6 +178,52 @@ def cmd_import_csd(args) -> int:
     print(f"wrote {args.out}: " + report.summary_lines()[0])
     for line in report.summary_lines()[1:]:
         print(line)
+    return 0
+
+
+def add_import_text(isub) -> None:
+    from extractors import available
+
+    s = isub.add_parser(
+        "text",
+        help="a CSV of utterances (video,speaker,text[,start,end][,labels][,split]): text features only",
+        description="Each row is an utterance; the rows of one video are its conversation, in order. Label columns "
+        "sentiment (-3..3) and happiness,sadness,anger,surprise,disgust,fear (>= 0; empty = unknown); split train/test "
+        "per video. Audio and visual are absent. Every row is checked first: a bad row stops the import with its line "
+        "number and nothing is written.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    s.add_argument("file", type=Path, help="the CSV (UTF-8, header row)")
+    s.add_argument("-o", "--out", type=Path, required=True, help="dataset file to write")
+    s.add_argument("--text", default="glove", choices=available("text")["text"], help="text extractor")
+    s.add_argument("--glove", type=Path, default=None, help="with --text glove: a GloVe/word2vec text file instead of the packaged 6B 50-d")
+    s.add_argument("--test-ratio", type=float, default=0.2, help="share of videos in test, for videos without a split value")
+    s.add_argument("--seed", type=int, default=0, help="seed of the split")
+    s.add_argument("--cache-dir", type=Path, default=None, help="text feature cache (default ~/.cache/multilogue/text-features)")
+    s.set_defaults(func=cmd_import_text)
+
+
+def cmd_import_text(args) -> int:
+    import numpy as np
+
+    from data.dataset import split_counts
+    from pipeline.import_text import import_text
+
+    params = {}
+    if args.glove is not None:
+        if args.text != "glove":
+            raise UserError("--glove only applies with --text glove")
+        if not args.glove.is_file():
+            raise UserError(f"--glove {args.glove}: no such file; pass a GloVe or word2vec text file")
+        params["path"] = str(args.glove)
+    progress = _tqdm_progress("text features", "chunk") if sys.stderr.isatty() else None
+    ds = import_text(args.file, args.out, text=args.text, text_params=params, test_ratio=args.test_ratio, seed=args.seed,
+                     cache_dir=args.cache_dir, progress=progress)
+    counts = split_counts(ds)
+    labelled = sum(int((~np.isnan(ds["labels"][v])).any(axis=1).sum()) for v in ds["ID"]) if ds["ID"] else 0
+    print(f"wrote {args.out}: {len(ds['ID'])} videos, {counts['train'][1] + counts['test'][1]} utterances ({labelled} labelled; "
+          f"train {counts['train'][0]} / test {counts['test'][0]} videos), text {ds['meta']['features']['text']['name']} "
+          f"{ds['meta']['features']['text']['dim']}-d, audio and visual absent")
     return 0
 
 
@@ -246,14 +293,23 @@ def cmd_train(args) -> int:
 
 
 def add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="metrics of a trained checkpoint on a dataset's test split", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint.pt or a run folder")
-    p.add_argument("--data", type=Path, required=True, help="dataset file")
-    p.add_argument("--split", default="test", choices=("train", "test", "all"))
+    p = sub.add_parser(
+        "evaluate",
+        help="metrics of trained runs on a dataset, a labelled text CSV or a folder of labelled clips",
+        description="DATA may be a dataset file (its features must come from the checkpoint's extractors), a labelled text CSV "
+        "(the `import text` layout) or a folder of labelled clips (transcripts and labels.csv, as `extract` reads them); the "
+        "last two are turned into features with each checkpoint's own extractors, as predict does.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint.pt, a run folder, or a folder of runs (one table per run)")
+    p.add_argument("--data", type=Path, required=True, help="dataset .pkl, labelled text .csv, or folder of labelled clips")
+    p.add_argument("--split", default="auto", choices=("auto", "train", "test", "all"),
+                   help="auto: a dataset's test split; for a CSV or clip folder every video not marked train")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--json", action="store_true", help="print {run: {metric: value}} as JSON on stdout")
     p.add_argument("--modalities", type=_modalities, default=None, metavar="LIST",
                    help="use only these modalities, e.g. text,audio (the others count as absent); default: all the data has")
+    p.add_argument("--pyfeat-weights", type=Path, default=None, help="folder with py-feat's weights, for checkpoints trained on --visual pyfeat")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -268,14 +324,17 @@ def _modalities(value: str) -> list[str]:
 
 
 def cmd_evaluate(args) -> int:
-    from pipeline.train import evaluate_checkpoint, format_metrics
+    from pipeline.evaluate import evaluate_runs
+    from pipeline.train import format_metrics
 
-    results = evaluate_checkpoint(args.checkpoint, args.data, split=args.split, device=args.device, modalities=args.modalities)
+    runtime = {"visual": {"weights_dir": str(args.pyfeat_weights)}} if args.pyfeat_weights is not None else None
+    progress = _tqdm_progress("features", "step") if sys.stderr.isatty() else None
+    results = evaluate_runs(args.checkpoint, args.data, split=args.split, device=args.device, modalities=args.modalities,
+                            runtime=runtime, progress=progress)
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps({r.run: r.metrics for r in results}, indent=2))
     else:
-        for name, metrics in results.items():
-            print(format_metrics(metrics, title=name))
+        print("\n\n".join(format_metrics(r.metrics, title=f"{r.run}: {r.title}") for r in results))
     return 0
 
 

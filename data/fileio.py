@@ -83,6 +83,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
+    """Refuse, before any work, an output file that could not be written: a folder, or a place where no file
+    can be created. Creates the parent folders (as the final write would). Returns the path."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} {path}: is a folder; pass a file path to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".check", dir=path.parent)
+    except OSError as e:
+        raise UserError(f"{what} {path}: cannot write here ({e.strerror or e}); pick a writable location") from e
+    os.close(fd)
+    os.unlink(tmp)
+    return path
+
+
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     """Write `payload` to `path` atomically."""
     with atomic_path(path) as tmp:

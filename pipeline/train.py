@@ -313,26 +313,6 @@ def run_training(
     return metrics
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, split: str = "test", device: str = "auto",
-                        modalities: list[str] | None = None) -> dict[str, dict]:
-    """Metrics of a checkpoint on a dataset split ("train", "test" or "all"): {title: metrics}.
-
-    `modalities`: use only these (the others are treated as absent), e.g. ["text", "audio"]."""
-    dev = pick_device(device)
-    model, ckpt = load_model(checkpoint, dev)
-    ds = load_dataset(data)
-    check_features(ckpt, feature_dims(ds), ds["meta"].get("features", {}), data)
-    videos = {"train": ds["train"], "test": ds["test"], "all": ds["ID"]}[split]
-    if not videos:
-        raise DatasetError(f"{data}: the {split} split is empty; pick another --split")
-    dataset = DialogueDataset(ds, videos, ckpt["task"], ckpt["emotion"], modalities=modalities)
-    result = evaluate(model, dataset, ckpt["task"], dev)
-    title = f"{ckpt['task']}{'/' + ckpt['emotion'] if ckpt.get('emotion') else ''} on {split} ({len(videos)} videos, {result['n']} utterances)"
-    if modalities is not None and set(modalities) != set(MODALITIES):
-        title += f" with {'+'.join(m for m in MODALITIES if m in modalities)} only"
-    return {title: {"loss": result["loss"], **result["metrics"]}}
-
-
 def format_metrics(metrics: dict[str, float], title: str = "") -> str:
     """A two-column table of metric names and values."""
     lines = [title] if title else []

@@ -100,6 +100,27 @@ def test_json_table_csv_and_plot_agree(trained, capsys, tmp_path):
         assert who in row and f"{u['sentiment']:+.2f}" in row and u["label"] in row
 
 
+def test_modalities_subset(trained, capsys):
+    """--modalities text,audio: the face is not analysed, each utterance says what it used, and the
+    sentiment differs from the full prediction only through the missing modality."""
+    clip, runs = trained["clip"], trained["runs"]
+    assert cli("predict", clip, "--checkpoint", runs, "--format", "json") == 0
+    full = json.loads(capsys.readouterr().out)
+    assert cli("predict", clip, "--checkpoint", runs, "--format", "json", "--modalities", "text,audio") == 0
+    part = json.loads(capsys.readouterr().out)
+    assert part["modalities"] == ["text", "audio"] and full["modalities"] == ["text", "audio", "visual"]
+    assert all(u["modalities"] == ["text", "audio"] for u in part["utterances"])
+    assert [u["sentiment"] for u in part["utterances"]] != [u["sentiment"] for u in full["utterances"]]
+    assert cli("predict", clip, "--checkpoint", runs, "--modalities", "text,audio") == 0
+    header = next(line for line in capsys.readouterr().out.splitlines() if "sentiment" in line).split()
+    assert header[4] == "modalities"  # shown in the table when some utterance lacks a modality
+    import pipeline.predict
+
+    predictor = pipeline.predict.Predictor(runs, modalities=["text"])
+    predictor.predict(clip)
+    assert predictor.timings["visual"] < 0.05 and predictor.timings["audio"] < 0.05  # not extracted at all
+
+
 def test_binary_checkpoint_gives_label_and_probability(trained, capsys):
     assert cli("predict", trained["clip"], "--checkpoint", trained["binary"], "--format", "json") == 0
     for u in json.loads(capsys.readouterr().out)["utterances"]:

@@ -9,7 +9,8 @@ import torch
 import cli
 from model.checkpoint import load_model
 from model.config import TrainConfig
-from pipeline.train import evaluate_checkpoint, run_training, split_validation
+from pipeline.evaluate import evaluate_runs
+from pipeline.train import run_training, split_validation
 from tests.synthetic import synthetic_dataset, write_synthetic
 
 FAST = {"epochs": 2, "batch_size": 8, "lr": 1e-3}
@@ -99,11 +100,15 @@ def test_cli_emotion_all_and_evaluate(tmp_path, capsys):
     summary = json.loads((tmp_path / "emo" / "summary.json").read_text())
     assert set(summary) == {"happiness", "sadness", "anger", "surprise", "disgust", "fear"}
     assert "| fear |" in capsys.readouterr().out
-    results = evaluate_checkpoint(tmp_path / "emo" / "fear", data)
-    (title, metrics), = results.items()
-    assert "emotion/fear" in title and "weighted_accuracy" in metrics
-    assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "emo" / "fear"), "--data", str(data)]) == 0
-    assert "weighted_accuracy" in capsys.readouterr().out
+    (result,) = evaluate_runs(tmp_path / "emo" / "fear", data)
+    assert "emotion/fear" in result.title and "weighted_accuracy" in result.metrics
+    assert result.metrics["weighted_accuracy"] == pytest.approx(summary["fear"]["test"]["weighted_accuracy"])
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "emo"), "--data", str(data), "--json"]) == 0
+    by_run = json.loads(capsys.readouterr().out)  # a folder of runs: one entry per run
+    assert set(by_run) == set(summary)
+    for e, metrics in by_run.items():
+        assert metrics["weighted_accuracy"] == pytest.approx(summary[e]["test"]["weighted_accuracy"]), e
 
 
 def test_cli_info_model_prints_paper_parameter_count(capsys):
@@ -132,9 +137,9 @@ def test_modality_dropout_trains_a_model_that_uses_what_is_there(tmp_path):
     metrics = run_training(data, tmp_path / "r", TrainConfig.for_task("regression", epochs=12, batch_size=4, lr=3e-3, patience=12,
                                                                       modality_dropout=0.5), SMALL)
     assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["modality_dropout"] == 0.5
-    full = evaluate_checkpoint(tmp_path / "r", data)
-    no_text = evaluate_checkpoint(tmp_path / "r", data, modalities=["audio", "visual"])
-    (title_full, m_full), (title_nt, m_nt) = next(iter(full.items())), next(iter(no_text.items()))
+    (full,) = evaluate_runs(tmp_path / "r", data)
+    (no_text,) = evaluate_runs(tmp_path / "r", data, modalities=["audio", "visual"])
+    m_full, title_nt, m_nt = full.metrics, no_text.title, no_text.metrics
     assert m_full["mae"] == pytest.approx(metrics["test"]["mae"], abs=1e-5)
     assert title_nt.endswith("with audio+visual only") and m_nt["mae"] > m_full["mae"] + 0.1
     assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "r"), "--data", str(data), "--modalities", "text,audio", "--json"]) == 0

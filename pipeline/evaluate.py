@@ -1,0 +1,127 @@
+"""Evaluate trained runs on what a user holds: a dataset file, a labelled text CSV, or a folder of labelled clips.
+
+    results = evaluate_runs("runs/mine", "labelled_talks/")     # one RunMetrics per checkpoint.pt under runs/mine
+
+- A dataset pickle is used as it is; its features must come from the checkpoint's extractors.
+- A text CSV (the `cli.py import text` layout) and a folder of clips (transcripts and labels.csv, as `cli.py
+  extract` reads them) are turned into features with each checkpoint's own extractors, recorded in its feature
+  spec, exactly as predict does: checkpoints that share a spec share one extraction.
+- `split="auto"`: a dataset's test split; for a CSV or a clip folder, every video not marked `train` in its
+  split column (data the model never saw). "train", "test" and "all" pick explicitly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from data.dataset import MODALITIES, load_dataset
+from data.errors import DatasetError, UserError
+
+log = logging.getLogger(__name__)
+Progress = Callable[..., None]
+EXTRACT_CACHE = Path.home() / ".cache" / "multilogue" / "extract"  # clips evaluated again reuse their features
+SPLITS = ("auto", "train", "test", "all")
+
+
+@dataclass
+class RunMetrics:
+    """One run's result: `run` names it (its folder relative to --checkpoint), `title` says on what."""
+
+    run: str
+    path: Path
+    title: str
+    metrics: dict[str, float]
+
+
+def data_kind(data: str | Path) -> str:
+    """"clips" for a folder, "csv" for a .csv file, else "dataset"."""
+    data = Path(data)
+    if data.is_dir():
+        return "clips"
+    if data.suffix.lower() == ".csv":
+        return "csv"
+    return "dataset"
+
+
+def evaluate_runs(checkpoint: str | Path, data: str | Path, *, split: str = "auto", device: str = "auto",
+                  modalities: list[str] | None = None, runtime: dict[str, dict] | None = None, workers: int | None = None,
+                  progress: Progress | None = None) -> list[RunMetrics]:
+    """Metrics of every checkpoint under `checkpoint` (a file, a run folder or a folder of runs) on `data`.
+
+    Raises UserError subclasses (one line) for a missing checkpoint or data, features that do not match a
+    checkpoint, or a split without labelled utterances for a run's task.
+    """
+    from model.checkpoint import check_features, load_model
+    from pipeline.predict import build_spec_extractors, check_spec, checkpoint_files
+    from pipeline.train import evaluate, pick_device
+
+    if split not in SPLITS:
+        raise UserError(f"split {split!r}: choose one of {', '.join(SPLITS)}")
+    data = Path(data)
+    if not data.exists():
+        raise DatasetError(f"{data}: no such file or folder; pass a dataset .pkl, a labelled text .csv or a folder of labelled clips")
+    files = checkpoint_files(checkpoint)
+    root = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
+    dev = pick_device(device)
+    kind = data_kind(data)
+    loaded = [(f, *load_model(f, dev)) for f in files]
+    built: dict[str, dict] = {}  # feature spec -> dataset computed with it
+    results = []
+    for f, model, ckpt in loaded:
+        if kind == "dataset":
+            ds = built.setdefault("", load_dataset(data))
+            check_features(ckpt, _dims(ds), ds["meta"].get("features", {}), data)
+        else:
+            spec = check_spec(ckpt)
+            key = json.dumps(spec, sort_keys=True, default=str)
+            if key not in built:
+                built[key] = _featurise(kind, data, spec, build_spec_extractors(spec, f, runtime), workers, progress)
+            ds = built[key]
+        which = ("test" if split == "auto" else split)
+        videos = {"train": ds["train"], "test": ds["test"], "all": ds["ID"]}[which]
+        if not videos:
+            raise DatasetError(f"{data}: the {which} split is empty; pick another --split (train, test, all)")
+        from data.torchdata import DialogueDataset
+
+        dataset = DialogueDataset(ds, videos, ckpt["task"], ckpt.get("emotion"), modalities=modalities)
+        result = evaluate(model, dataset, ckpt["task"], dev)
+        name = ckpt["task"] + (f"/{ckpt['emotion']}" if ckpt.get("emotion") else "")
+        if result["n"] == 0:
+            column = ckpt.get("emotion") or "sentiment"
+            raise DatasetError(f"{data}: no utterance of the {which} split has a '{column}' label, so {f} ({name}) cannot be scored; "
+                               "label the data or pick another --split")
+        title = f"{name} on {which} ({len(videos)} videos, {result['n']} utterances)"
+        if modalities is not None and set(modalities) != set(MODALITIES):
+            title += f" with {'+'.join(m for m in MODALITIES if m in modalities)} only"
+        run = f.parent.relative_to(root).as_posix() if f.parent != root and root in f.parents else f.parent.name
+        results.append(RunMetrics(run, f, title, {"loss": result["loss"], **result["metrics"]}))
+    return results
+
+
+def _dims(ds: dict) -> dict[str, int]:
+    from data.dataset import feature_dims
+
+    return feature_dims(ds)
+
+
+def _featurise(kind: str, data: Path, spec: dict[str, dict], extractors: dict[str, Any], workers: int | None,
+               progress: Progress | None) -> dict:
+    """A dataset of a CSV or a clip folder, computed with a checkpoint's extractors."""
+    if kind == "csv":
+        from pipeline.import_text import text_dataset
+
+        return text_dataset(data, extractors["text"], dims={m: spec[m]["dim"] for m in ("audio", "visual")}, all_test=True,
+                            progress=progress)
+    from pipeline.extract import extract_folder
+
+    with tempfile.TemporaryDirectory(prefix="multilogue-evaluate-") as tmp:
+        report = extract_folder(data, Path(tmp) / "data.pkl", extractors=extractors, fps=float(spec["visual"]["params"].get("fps", 5.0)),
+                                all_test=True, workers=workers, cache_dir=EXTRACT_CACHE, progress=progress)
+        for failure in report.failures:  # the clips that worked are still scored
+            log.warning("Skipping %s due to %s", failure["clip"], failure["reason"])
+        return load_dataset(report.out)
