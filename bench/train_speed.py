@@ -59,7 +59,7 @@ def time_epoch(model, dataset, task, batch_size, forward=None, max_batches=None)
     """(train seconds, inference seconds, utterances) for one pass over `dataset` (or its first batches)."""
     forward = forward or model
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-5)
-    weights = class_weights(dataset) if task != "regression" else None
+    weights = class_weights(dataset, task)
     gen = torch.Generator().manual_seed(0)
     utts = 0
     model.train()

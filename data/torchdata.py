@@ -10,21 +10,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from data.dataset import LABEL_COLUMNS, MODALITIES, presence
+from data.dataset import MODALITIES, presence
 
 
 def task_targets(labels: np.ndarray, task: str, emotion: str | None = None) -> np.ndarray:
-    """(n, 7) labels -> (n,) float32 targets for `task`; NaN where unknown.
+    """(n, 7) labels -> (n,) float32 targets for `task` (model.tasks); NaN where unknown."""
+    from model.tasks import get_task
 
-    regression: sentiment; binary: 1 if sentiment >= 0 else 0 (the seed's rule); emotion: 1 if the
-    emotion's intensity > 0 else 0.
-    """
-    if task == "regression":
-        return labels[:, 0].astype(np.float32)
-    col = 0 if task == "binary" else LABEL_COLUMNS.index(emotion)
-    raw = labels[:, col]
-    out = (raw >= 0) if task == "binary" else (raw > 0)
-    return np.where(np.isnan(raw), np.nan, out.astype(np.float32)).astype(np.float32)
+    return get_task(task).targets(labels, emotion)
 
 
 class Dialogue(NamedTuple):

@@ -14,10 +14,10 @@ from data.errors import CheckpointError
 from data.fileio import atomic_path
 from model.config import ModelConfig
 from model.network import MultilogueNet
+from model.tasks import get_task
 
 CHECKPOINT_VERSION = 1
 CHECKPOINT_NAME = "checkpoint.pt"
-LABEL_NAMES = {"binary": ["negative", "positive"], "emotion": ["absent", "present"], "regression": ["sentiment"]}
 
 
 def make_checkpoint(model: MultilogueNet, task: str, emotion: str | None, feature_spec: dict, extra: dict | None = None) -> dict:
@@ -25,7 +25,7 @@ def make_checkpoint(model: MultilogueNet, task: str, emotion: str | None, featur
         "format_version": CHECKPOINT_VERSION,
         "task": task,
         "emotion": emotion,
-        "label_names": LABEL_NAMES[task],
+        "label_names": list(get_task(task).classes),
         "model_config": model.config.to_dict(),
         "feature_spec": feature_spec,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},

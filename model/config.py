@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-TASKS = ("binary", "regression", "emotion")
+from model.tasks import TASK_NAMES, get_task
+
+TASKS = TASK_NAMES
 
 
 def _known(cls, values: dict[str, Any]) -> dict[str, Any]:
@@ -32,24 +34,23 @@ class ModelConfig:
 
     @property
     def n_outputs(self) -> int:
-        return 1 if self.task == "regression" else 2
+        return get_task(self.task).n_outputs
 
     @property
     def bidirectional(self) -> bool:
-        return self.task != "regression"
+        return get_task(self.task).bidirectional
 
     @classmethod
     def for_task(cls, task: str, d_text: int, d_audio: int, d_visual: int, **overrides: Any) -> "ModelConfig":
         """The paper's configuration for `task`; None-valued overrides are ignored."""
-        if task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+        spec = get_task(task)
         dropout = overrides.get("dropout")
         if dropout is None:
-            dropout = 0.25 if task == "regression" else 0.5
+            dropout = spec.dropout
         defaults = {
             "dropout": dropout,
             # the paper adds 0.15 on the recurrent outputs of the categorical models only
-            "output_dropout": dropout if task == "regression" else min(dropout + 0.15, 0.95),
+            "output_dropout": dropout if spec.regression else min(dropout + 0.15, 0.95),
         }
         return cls(task=task, d_text=d_text, d_audio=d_audio, d_visual=d_visual, **{**defaults, **_known(cls, overrides)})
 
@@ -80,9 +81,8 @@ class TrainConfig:
 
     @classmethod
     def for_task(cls, task: str, **overrides: Any) -> "TrainConfig":
-        if task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-        defaults: dict[str, Any] = {"epochs": 100, "l2": 1e-4} if task == "regression" else {"epochs": 50, "l2": 1e-5}
+        spec = get_task(task)
+        defaults: dict[str, Any] = {"epochs": spec.epochs, "l2": spec.l2}
         return cls(task=task, **{**defaults, **_known(cls, overrides)})
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,20 +6,16 @@ binary      accuracy, f1_weighted over negative (< 0) vs non-negative (>= 0) sen
 regression  mae; pearson_r; accuracy_binary: sign agreement (>= 0) of prediction and truth;
             accuracy_7: agreement after rounding both, clipped to [-3, 3], to the 7 integer classes.
 emotion     accuracy; weighted_accuracy: the mean of the two class recalls; f1_weighted.
+emotion-class (7-way: neutral + six) accuracy; f1_weighted; f1_macro: the unweighted mean of per-class F1 over
+            the classes in truth or predictions; f1_<class> for each of those classes.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-PRIMARY = {"binary": ("accuracy", True), "emotion": ("weighted_accuracy", True), "regression": ("mae", False)}
-
-
-def f1_weighted(truth: np.ndarray, pred: np.ndarray) -> float:
-    """Support-weighted mean of per-class F1, in percent; classes are the values present in truth."""
-    classes, support = np.unique(truth, return_counts=True)
-    if len(classes) == 0:
-        return float("nan")
+def f1_per_class(truth: np.ndarray, pred: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """F1 in [0, 1] of each class in `classes` (0 where a class has no true and no predicted member)."""
     scores = []
     for c in classes:
         tp = np.sum((pred == c) & (truth == c))
@@ -27,7 +23,15 @@ def f1_weighted(truth: np.ndarray, pred: np.ndarray) -> float:
         fn = np.sum((pred != c) & (truth == c))
         denom = 2 * tp + fp + fn
         scores.append(2 * tp / denom if denom else 0.0)
-    return float(100 * np.average(scores, weights=support))
+    return np.asarray(scores, dtype=np.float64)
+
+
+def f1_weighted(truth: np.ndarray, pred: np.ndarray) -> float:
+    """Support-weighted mean of per-class F1, in percent; classes are the values present in truth."""
+    classes, support = np.unique(truth, return_counts=True)
+    if len(classes) == 0:
+        return float("nan")
+    return float(100 * np.average(f1_per_class(truth, pred, classes), weights=support))
 
 
 def _accuracy(truth: np.ndarray, pred: np.ndarray) -> float:
@@ -69,14 +73,15 @@ def emotion_metrics(truth: np.ndarray, pred_class: np.ndarray) -> dict[str, floa
     }
 
 
-def task_metrics(task: str, truth: np.ndarray, output: np.ndarray, sentiment: np.ndarray | None = None) -> dict[str, float]:
-    """Metrics for `task` from targets and model outputs (class ids, or scores for regression).
-
-    For binary, pass `sentiment` (the raw scores) so the non-zero variant can be computed.
-    """
-    if task == "regression":
-        return regression_metrics(truth, output)
-    if task == "binary":
-        return binary_metrics(sentiment if sentiment is not None else np.where(truth > 0, 1.0, -1.0), output)
-    return emotion_metrics(truth.astype(int), output)
+def multiclass_metrics(truth: np.ndarray, pred: np.ndarray, names: tuple[str, ...]) -> dict[str, float]:
+    """truth, pred: (n,) class ids into `names`. Per-class F1 for the classes seen in truth or predictions."""
+    seen = np.union1d(np.unique(truth), np.unique(pred)).astype(int)
+    per_class = f1_per_class(truth, pred, seen)
+    out = {
+        "accuracy": _accuracy(truth, pred),
+        "f1_weighted": f1_weighted(truth, pred),
+        "f1_macro": float(100 * per_class.mean()) if len(seen) else float("nan"),
+    }
+    out.update({f"f1_{names[c]}": float(100 * f) for c, f in zip(seen, per_class)})
+    return out
 

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.config import ModelConfig
+from model.tasks import get_task
 
 MODALITY_ORDER = ("text", "audio", "visual")
 
@@ -227,10 +228,11 @@ def pair_fusion(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, mas
 
 
 class MultilogueNet(nn.Module):
-    """Multilogue-Net for one task: binary / emotion (2 classes, bidirectional) or regression (-3..3).
+    """Multilogue-Net for one task (model.tasks): binary / emotion (2 classes) / emotion-class (7), bidirectional,
+    or regression (-3..3, forward only).
 
     forward(text (B,T,d_text), audio (B,T,d_audio), visual (B,T,d_visual), speakers (B,T,P) one-hot,
-    mask (B,T) bool) -> (B,T,2) log-probabilities, or (B,T) sentiment scores for regression.
+    mask (B,T) bool, present (B,T,3) bool or None) -> (B,T,C) log-probabilities, or (B,T) sentiment scores.
     """
 
     def __init__(self, config: ModelConfig):
@@ -331,8 +333,7 @@ class MultilogueNet(nn.Module):
             [pair_fusion(h_t, h_a, k_t, k_a), pair_fusion(h_v, h_a, k_v, k_a), pair_fusion(h_t, h_v, k_t, k_v), h_t, h_a, h_v],
             dim=-1,
         )
-        out = self.classifier(fused)
-        out = F.log_softmax(out, dim=-1) if cfg.task != "regression" else 3.0 * torch.tanh(out.squeeze(-1))
+        out = get_task(cfg.task).head(self.classifier(fused))
         if not sorted_already:
             out = out[torch.argsort(order)]
         return out

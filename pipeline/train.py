@@ -16,7 +16,6 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from data.dataset import EMOTIONS, MODALITIES, feature_dims, load_dataset, presence, split_counts
 from data.errors import CheckpointError, DatasetError, UserError
@@ -24,8 +23,8 @@ from data.fileio import atomic_path, atomic_write_bytes
 from data.torchdata import Batch, DialogueDataset, collate, drop_modalities
 from model.checkpoint import check_features, load_model, make_checkpoint, save_checkpoint
 from model.config import ModelConfig, TrainConfig
-from model.metrics import PRIMARY, task_metrics
 from model.network import MultilogueNet
+from model.tasks import get_task
 
 log = logging.getLogger(__name__)
 Progress = Callable[..., None]
@@ -67,26 +66,18 @@ def feature_stats(ds: dict, videos: list[str]) -> dict[str, tuple[torch.Tensor, 
     return stats
 
 
-def class_weights(dataset: DialogueDataset) -> torch.Tensor:
-    """Inverse-frequency weights n / (2 n_c) from the training targets; (2,)."""
-    y = torch.cat([item.targets for item in dataset.items])
-    y = y[~torch.isnan(y)].long()
-    counts = torch.bincount(y, minlength=2).float()
-    weights = len(y) / (2 * counts.clamp_min(1))
-    weights[counts == 0] = 0.0
-    return weights
+def class_weights(dataset: DialogueDataset, task: str) -> torch.Tensor | None:
+    """Inverse class frequencies of the training targets, (C,); None for regression (model.tasks)."""
+    return get_task(task).class_weights(torch.cat([item.targets for item in dataset.items]))
 
 
 def batch_loss(model_out: torch.Tensor, batch: Batch, task: str, weights: torch.Tensor | None) -> tuple[torch.Tensor, int]:
-    """Mean loss over labelled utterances and their count: class-weighted NLL, or MSE for regression."""
+    """Mean loss over labelled utterances and their count (the task's loss: weighted NLL, or MSE)."""
     keep = batch.mask & ~torch.isnan(batch.targets)
     n = int(keep.sum())
     if n == 0:
         return model_out.sum() * 0.0, 0
-    y = batch.targets[keep]
-    if task == "regression":
-        return F.mse_loss(model_out[keep], y), n
-    return F.nll_loss(model_out[keep], y.long(), weight=weights), n
+    return get_task(task).loss(model_out[keep], batch.targets[keep], weights), n
 
 
 def _batches(dataset: DialogueDataset, batch_size: int, shuffle: bool, generator: torch.Generator | None = None):
@@ -99,6 +90,7 @@ def _batches(dataset: DialogueDataset, batch_size: int, shuffle: bool, generator
 def evaluate(model: MultilogueNet, dataset: DialogueDataset, task: str, device: torch.device, weights: torch.Tensor | None = None,
              batch_size: int = 128) -> dict[str, Any]:
     """Loss and metrics on `dataset`; also the per-utterance outputs. Returns {"loss", "metrics", "outputs"}."""
+    spec = get_task(task)
     model.eval()
     total, count = 0.0, 0
     truth, outputs, sentiment = [], [], []
@@ -110,13 +102,11 @@ def evaluate(model: MultilogueNet, dataset: DialogueDataset, task: str, device: 
         keep = batch.mask & ~torch.isnan(batch.targets)
         truth.append(batch.targets[keep].cpu())
         sentiment.append(batch.sentiment[keep].cpu())
-        outputs.append((out[keep] if task == "regression" else out[keep].argmax(-1)).float().cpu())
+        outputs.append(spec.decode(out[keep]).float().cpu())
     truth_np = torch.cat(truth).numpy() if truth else np.zeros(0)
     out_np = torch.cat(outputs).numpy() if outputs else np.zeros(0)
     sent_np = torch.cat(sentiment).numpy() if sentiment else np.zeros(0)
-    if task != "regression":
-        truth_np, out_np = truth_np.astype(int), out_np.astype(int)
-    metrics = task_metrics(task, truth_np, out_np, sentiment=sent_np) if count else {}
+    metrics = spec.metrics(truth_np, out_np, sentiment=sent_np) if count else {}
     return {"loss": total / count if count else float("nan"), "metrics": metrics, "n": count}
 
 
@@ -134,7 +124,7 @@ def _plot_curves(history: list[dict], task: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metric = PRIMARY[task][0]
+    metric = get_task(task).primary[0]
     epochs = [h["epoch"] for h in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     ax1.plot(epochs, [h["train_loss"] for h in history], label="train")
@@ -176,7 +166,7 @@ def prepare(ds: dict, task: str, emotion: str | None, source: Any) -> None:
         raise DatasetError(f"{source}: the train split is empty; list training video ids in 'train' (or re-extract with --test-ratio < 1)")
     if counts["test"][0] == 0:
         raise DatasetError(f"{source}: the test split is empty; list held-out video ids in 'test' (or re-extract with --test-ratio > 0)")
-    if task == "emotion" and emotion not in EMOTIONS:
+    if get_task(task).per_emotion and emotion not in EMOTIONS:
         raise DatasetError(f"--emotion {emotion}: unknown emotion; choose one of {', '.join(EMOTIONS)}, or all")
 
 
@@ -229,7 +219,8 @@ def run_training(
     if tcfg.normalize:
         model.set_normalization(feature_stats(ds, train_ids))
     model.to(device)
-    weights = class_weights(train_set).to(device) if task != "regression" else None
+    weights = class_weights(train_set, task)
+    weights = None if weights is None else weights.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.l2)
     generator = torch.Generator().manual_seed(tcfg.seed)
 
@@ -252,7 +243,7 @@ def run_training(
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(str(out / "tensorboard"))
-    metric_name = PRIMARY[task][0]
+    metric_name = get_task(task).primary[0]
     n_batches = math.ceil(len(train_set) / tcfg.batch_size)
     try:
         for epoch in range(start, tcfg.epochs + 1):

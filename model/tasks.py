@@ -1,0 +1,141 @@
+"""What a task is, in one place: its targets, head, loss, decoding, metrics and output names.
+
+    task = get_task("emotion-class")
+    y = task.targets(labels)                    # (n, 7) dataset labels -> (n,) targets, NaN where unknown
+    loss = task.loss(out, y, weights)           # out: the model's (N, C) log-probabilities or (N,) scores
+    pred = task.decode(out)                     # class ids, or scores
+    task.metrics(truth, pred, sentiment=...)    # {name: value}
+    task.outputs(out)                           # (T, C) probabilities, or (T,) scores, as numpy
+
+| task          | targets (from the 7 label columns)                 | head            | loss                 | metrics |
+|---------------|----------------------------------------------------|-----------------|----------------------|---------|
+| regression    | sentiment in [-3, 3]                               | 1, 3 tanh, fwd  | MSE                  | mae, pearson_r, accuracy_binary, accuracy_7 |
+| binary        | sentiment >= 0 (the seed's rule)                   | 2, bidirectional| class-weighted NLL   | accuracy, f1_weighted, *_nonzero |
+| emotion       | one emotion's intensity > 0 (--emotion)            | 2, bidirectional| class-weighted NLL   | accuracy, weighted_accuracy, f1_weighted |
+| emotion-class | neutral + the six: the strongest emotion present,  | 7, bidirectional| class-weighted NLL   | accuracy, f1_weighted, f1_macro, f1_<class> |
+|               | neutral when all six are known and absent          |                 |                      | |
+
+A task added here is picked up by the CLI's --task choices, the model's head, training, evaluation,
+checkpoints and predict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from model import metrics as M
+
+LABEL_COLUMNS = ("sentiment", "happiness", "sadness", "anger", "surprise", "disgust", "fear")  # = data.dataset.LABEL_COLUMNS
+EMOTIONS = LABEL_COLUMNS[1:]
+EMOTION_CLASSES = ("neutral", *EMOTIONS)
+
+
+def sentiment_targets(labels: np.ndarray, emotion: str | None = None) -> np.ndarray:
+    return np.asarray(labels[:, 0], dtype=np.float32)
+
+
+def binary_targets(labels: np.ndarray, emotion: str | None = None) -> np.ndarray:
+    raw = labels[:, 0]
+    return np.where(np.isnan(raw), np.nan, (raw >= 0).astype(np.float32)).astype(np.float32)
+
+
+def emotion_targets(labels: np.ndarray, emotion: str | None = None) -> np.ndarray:
+    raw = labels[:, LABEL_COLUMNS.index(emotion)]
+    return np.where(np.isnan(raw), np.nan, (raw > 0).astype(np.float32)).astype(np.float32)
+
+
+def emotion_class_targets(labels: np.ndarray, emotion: str | None = None) -> np.ndarray:
+    """(n, 7) labels -> (n,) class ids into EMOTION_CLASSES: the strongest emotion present (ties: the first in
+    EMOTIONS), neutral (0) when all six are known and absent, NaN when none is present and some are unknown."""
+    six = np.asarray(labels[:, 1:], dtype=np.float32)
+    known = ~np.isnan(six)
+    filled = np.where(known, six, -np.inf)
+    strongest = filled.max(axis=1)
+    out = np.full(len(six), np.nan, dtype=np.float32)
+    some = strongest > 0
+    out[some] = 1 + filled[some].argmax(axis=1)
+    out[known.all(axis=1) & ~some] = 0
+    return out
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    n_outputs: int
+    bidirectional: bool  # the paper's categorical heads run each cell forward and backward
+    classes: tuple[str, ...]  # output names: class names, or ("sentiment",)
+    primary: tuple[str, bool]  # headline metric and whether higher is better
+    targets_fn: Callable[[np.ndarray, str | None], np.ndarray]
+    metrics_fn: Callable[..., dict[str, float]]
+    per_emotion: bool = False  # needs --emotion
+    epochs: int = 50  # paper defaults
+    l2: float = 1e-5
+    dropout: float = 0.5
+
+    @property
+    def regression(self) -> bool:
+        return self.n_outputs == 1
+
+    def targets(self, labels: np.ndarray, emotion: str | None = None) -> np.ndarray:
+        """(n, 7) labels -> (n,) float32 targets (class ids or scores); NaN where unknown."""
+        return self.targets_fn(labels, emotion)
+
+    def head(self, logits: torch.Tensor) -> torch.Tensor:
+        """The classifier's raw output (..., n_outputs) -> 3 tanh scores (...,), or log-probabilities."""
+        return 3.0 * torch.tanh(logits.squeeze(-1)) if self.regression else F.log_softmax(logits, dim=-1)
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        """Mean loss over N labelled utterances: out (N,) scores or (N, C) log-probabilities, y (N,)."""
+        return F.mse_loss(out, y) if self.regression else F.nll_loss(out, y.long(), weight=weights)
+
+    def decode(self, out: torch.Tensor) -> torch.Tensor:
+        """Predictions: the scores themselves, or the most probable class."""
+        return out if self.regression else out.argmax(-1)
+
+    def outputs(self, out: torch.Tensor) -> np.ndarray:
+        """Per utterance, for predict and ensembles: (T,) scores, or (T, C) class probabilities."""
+        return (out if self.regression else out.exp()).double().cpu().numpy()
+
+    def metrics(self, truth: np.ndarray, pred: np.ndarray, sentiment: np.ndarray | None = None) -> dict[str, float]:
+        if not self.regression:
+            truth, pred = truth.astype(int), pred.astype(int)
+        return self.metrics_fn(truth, pred, sentiment)
+
+    def class_weights(self, y: torch.Tensor) -> torch.Tensor | None:
+        """Inverse class frequencies n / (C n_c) of the training targets (0 for a class never seen); None for
+        regression."""
+        if self.regression:
+            return None
+        y = y[~torch.isnan(y)].long()
+        counts = torch.bincount(y, minlength=self.n_outputs).float()
+        weights = len(y) / (self.n_outputs * counts.clamp_min(1))
+        weights[counts == 0] = 0.0
+        return weights
+
+
+def _binary_metrics(truth: np.ndarray, pred: np.ndarray, sentiment: np.ndarray | None) -> dict[str, float]:
+    return M.binary_metrics(sentiment if sentiment is not None else np.where(truth > 0, 1.0, -1.0), pred)
+
+
+TASKS: dict[str, Task] = {
+    "binary": Task("binary", 2, True, ("negative", "positive"), ("accuracy", True), binary_targets, _binary_metrics),
+    "regression": Task("regression", 1, False, ("sentiment",), ("mae", False), sentiment_targets,
+                       lambda t, p, s: M.regression_metrics(t, p), epochs=100, l2=1e-4, dropout=0.25),
+    "emotion": Task("emotion", 2, True, ("absent", "present"), ("weighted_accuracy", True), emotion_targets,
+                    lambda t, p, s: M.emotion_metrics(t, p), per_emotion=True),
+    "emotion-class": Task("emotion-class", len(EMOTION_CLASSES), True, EMOTION_CLASSES, ("f1_weighted", True), emotion_class_targets,
+                          lambda t, p, s: M.multiclass_metrics(t, p, EMOTION_CLASSES)),
+}
+TASK_NAMES = tuple(TASKS)
+
+
+def get_task(name: str) -> Task:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}") from None
