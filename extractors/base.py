@@ -55,6 +55,22 @@ class Extractor(Protocol):
         ...
 
 
+class NoFeatures:
+    """The "none" extractor: zero-width features (n_utt, 0), for a modality left out (as the CSD importer
+    writes for a missing one)."""
+
+    name = "none"
+    dim = 0
+    params: dict[str, Any] = {}
+
+    def __init__(self, modality: str = "visual") -> None:
+        self.modality = modality
+
+    def __call__(self, media: Any, segments: list[Segment]) -> np.ndarray:
+        """(n_utt, 0) float32."""
+        return np.zeros((len(segments), 0), dtype=np.float32)
+
+
 def spec_of(extractor: Extractor) -> dict[str, Any]:
     """The feature spec stored in dataset meta and checkpoints: {"name", "params", "dim"}."""
     return {"name": extractor.name, "params": dict(extractor.params), "dim": int(extractor.dim)}

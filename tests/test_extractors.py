@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 from data.errors import ExtractionError
-from extractors import DEFAULTS, available, build_extractor, build_from_spec, spec_of
-from extractors.base import Extractor, Media, Segment, segment_audio, segment_frames
+from extractors import DEFAULTS, available, build_extractor, build_from_spec, choices, default_choice, resolve, spec_of
+from extractors.base import Extractor, Media, NoFeatures, Segment, segment_audio, segment_frames
 from extractors.media import decode
 from pipeline.clipgen import astronaut, make_clip, pyfeat_data_dir, pyfeat_face, rotated, tools_available
 
@@ -53,7 +53,7 @@ def talk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Media, list[Segment]
 
 def test_import_is_cheap() -> None:
     code = ("import sys, extractors; heavy = [m for m in ('torch', 'torchaudio', 'gensim', 'spacy', 'opensmile', "
-            "'mediapipe', 'feat', 'pandas') if m in sys.modules]; print(','.join(heavy))")
+            "'mediapipe', 'feat', 'pandas', 'sentence_transformers', 'transformers') if m in sys.modules]; print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
@@ -68,6 +68,26 @@ def test_registry_defaults_and_errors() -> None:
         build_extractor("audio", "wav2vec")
     with pytest.raises(ValueError, match="unknown modality"):
         build_extractor("smell", "nose")
+
+
+def test_choices_come_from_the_registry() -> None:
+    """What the CLI offers: extractor names, openSMILE's feature sets in place of its name, and "none" only
+    where a modality may be left out; the defaults are the paper's."""
+    assert choices("text") == ["glove"]
+    assert choices("audio") == ["IS09", "eGeMAPSv02", "emobase", "ComParE_2016", "mfcc"]
+    assert choices("visual") == ["facemesh", "pyfeat", "none"]
+    assert {m: default_choice(m) for m in DEFAULTS} == {"text": "glove", "audio": "IS09", "visual": "facemesh"}
+    assert resolve("audio", "emobase") == ("opensmile", {"feature_set": "emobase"})
+    assert resolve("audio", "opensmile") == ("opensmile", {})  # the name itself still works from Python
+    assert resolve("visual", "none") == ("none", {})
+    with pytest.raises(ValueError, match="expected one of"):
+        resolve("text", "none")  # text is the model's context: it cannot be left out of an extraction
+    none = build_extractor("text", "none")  # but a spec of zero-width features rebuilds for any modality
+    assert isinstance(none, NoFeatures) and none.dim == 0 and none(None, [Segment(0, 1)]).shape == (1, 0)
+    import cli
+
+    args = cli.build_parser().parse_args(["extract", "videos"])
+    assert (args.text, args.audio_features, args.visual, args.glove, args.pyfeat_weights) == ("glove", "IS09", "facemesh", None, None)
 
 
 @pytest.mark.parametrize("modality, name, params, dim", [
