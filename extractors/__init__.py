@@ -10,6 +10,7 @@
 | modality | name      | dim                                   | params                                       |
 |----------|-----------|---------------------------------------|----------------------------------------------|
 | text     | glove     | 50 (default vectors) or the file's    | path, lowercase                              |
+| text     | minilm    | 384                                   | model, package, package_version, max_seq_length, normalize |
 | audio    | opensmile | 384 IS09 / 88 eGeMAPSv02 / 988 emobase / 6373 ComParE_2016 | feature_set, min_seconds |
 | audio    | mfcc      | 2 * n_mfcc (80)                       | n_mfcc, n_mels, min_seconds                  |
 | visual   | facemesh  | 19                                    | fps, max_side, min_detection_confidence      |
@@ -18,7 +19,7 @@
 The registry below is the one list of extractors: the CLI's choices and extractor-specific options, what
 extraction builds (in its worker processes too) and what predict rebuilds from a checkpoint all come from
 it. Adding an extractor: one new module and one `register_extractor` line here. Importing this package is
-cheap: each extractor module is imported, and imports its heavy library (gensim, spaCy,
+cheap: each extractor module is imported, and imports its heavy library (gensim, spaCy, sentence-transformers,
 opensmile, torchaudio, mediapipe, py-feat), only when it is first built.
 """
 
@@ -211,6 +212,7 @@ def build_from_spec(modality: str, spec: dict[str, Any], **runtime: Any) -> Extr
 # One line per extractor: adding one is a new module plus a line here.
 register_extractor("text", "glove", "extractors.text_glove:GloveText", cache=True, options=(
     Option("--glove", "path", "GloVe/word2vec text file to use instead of the packaged GloVe 6B 50-d (converted once, then memory-mapped)"),))
+register_extractor("text", "minilm", "extractors.text_minilm:MiniLMText")
 register_extractor("audio", "opensmile", "extractors.audio_opensmile:OpenSmileAudio",
                    variants={s: {"feature_set": s} for s in OPENSMILE_SETS})
 register_extractor("audio", "mfcc", "extractors.audio_mfcc:MfccAudio")

@@ -60,7 +60,7 @@ def test_import_is_cheap() -> None:
 
 def test_registry_defaults_and_errors() -> None:
     assert DEFAULTS == {"text": "glove", "audio": "opensmile", "visual": "facemesh"}
-    assert available() == {"text": ["glove"], "audio": ["mfcc", "opensmile"], "visual": ["facemesh", "pyfeat"]}
+    assert available() == {"text": ["glove", "minilm"], "audio": ["mfcc", "opensmile"], "visual": ["facemesh", "pyfeat"]}
     assert build_extractor("audio").name == "opensmile"
     e = build_extractor("audio", "eGeMAPSv02")  # a feature-set name selects openSMILE with that set
     assert (e.name, e.dim, e.params["feature_set"]) == ("opensmile", 88, "eGeMAPSv02")
@@ -73,7 +73,7 @@ def test_registry_defaults_and_errors() -> None:
 def test_choices_come_from_the_registry() -> None:
     """What the CLI offers: extractor names, openSMILE's feature sets in place of its name, and "none" only
     where a modality may be left out; the defaults are the paper's."""
-    assert choices("text") == ["glove"]
+    assert choices("text") == ["glove", "minilm"]
     assert choices("audio") == ["IS09", "eGeMAPSv02", "emobase", "ComParE_2016", "mfcc"]
     assert choices("visual") == ["facemesh", "pyfeat", "none"]
     assert {m: default_choice(m) for m in DEFAULTS} == {"text": "glove", "audio": "IS09", "visual": "facemesh"}
@@ -88,10 +88,13 @@ def test_choices_come_from_the_registry() -> None:
 
     args = cli.build_parser().parse_args(["extract", "videos"])
     assert (args.text, args.audio_features, args.visual, args.glove, args.pyfeat_weights) == ("glove", "IS09", "facemesh", None, None)
+    assert cli.build_parser().parse_args(["extract", "videos", "--text", "minilm"]).text == "minilm"
 
 
 @pytest.mark.parametrize("modality, name, params, dim", [
     ("text", "glove", {}, 50),
+    ("text", "minilm", {}, 384),
+    ("text", "minilm", {"max_seq_length": 128}, 384),
     ("audio", "opensmile", {}, 384),
     ("audio", "opensmile", {"feature_set": "emobase"}, 988),
     ("audio", "opensmile", {"feature_set": "ComParE_2016"}, 6373),
@@ -248,7 +251,7 @@ def test_facemesh_on_faces(talk: tuple[Media, list[Segment]]) -> None:
 
 
 @needs_tools
-@pytest.mark.parametrize("modality, name", [("text", "glove"), ("audio", "opensmile"), ("audio", "mfcc"),
+@pytest.mark.parametrize("modality, name", [("text", "glove"), ("text", "minilm"), ("audio", "opensmile"), ("audio", "mfcc"),
                                             ("visual", "facemesh")])
 def test_no_segments_gives_empty_rows(talk: tuple[Media, list[Segment]], modality: str, name: str) -> None:
     e = build_extractor(modality, name)
