@@ -3,7 +3,7 @@
 Workers are forked from that server, so what is loaded here is loaded once and shared (copy-on-write) by
 every worker instead of being loaded by each: the heavy imports (torch through spaCy's thinc, spaCy,
 gensim, mediapipe, openSMILE, pocketsphinx) and the text extractor's vectors or model, which are by far the
-slowest part of a worker's start (GloVe 6B: ~2 s and ~300 MB per worker otherwise; MiniLM: ~5 s and ~250 MB
+slowest part of a worker's start (GloVe 6B: ~2 s and ~300 MB per worker otherwise; MiniLM: ~5 s and ~440 MB
 with sentence-transformers), and the pocketsphinx decoders.
 
 Forking afterwards must be safe, so nothing here may leave a thread pool behind. torch is the one that would:
