@@ -12,10 +12,11 @@ nothing may reach for the network.
 
 - An utterance with no text (empty or only whitespace) gets a row of NaN: its text modality is absent, which
   no embedding should pretend to describe.
-- Texts longer than `max_seq_length` word pieces (256, the length the model was trained on) are truncated.
+- Texts longer than `max_seq_length` word pieces are truncated (256 by default, the model's own setting; it
+  was trained on 128).
 - All utterances of a call go through one `encode` (sentence-transformers batches them by length) on the
   CPU, with the process's torch thread setting (extraction workers run one thread each). The model is
-  loaded once per process and shared by every instance.
+  loaded once per process and shared by every instance (each sets its max_seq_length for its encode).
 - Fork safety: a process that will fork must not have run torch with more than one thread (GNU OpenMP's pool
   does not survive fork: a child then hangs in its first parallel op). The extraction fork server
   (pipeline._preload) therefore sets one thread before it loads the model.
@@ -47,8 +48,8 @@ BATCH_SIZE = 64  # per forward pass; encode() sorts texts by length so batches p
 INSTALL = f"pip install {PACKAGE}=={PACKAGE_VERSION}"
 OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
-_MODELS: dict[int, Any] = {}  # max_seq_length -> SentenceTransformer
-_LOCK = threading.Lock()
+_MODEL: list[Any] = []  # the SentenceTransformer, once loaded
+_LOCK = threading.Lock()  # guards loading, and each encode (its max_seq_length is a setting of the shared model)
 
 
 def installed_version() -> str:
@@ -72,15 +73,15 @@ def model_dir() -> Path:
     return path
 
 
-def load_model(max_seq_length: int = MAX_SEQ_LENGTH) -> Any:
-    """The packaged SentenceTransformer on the CPU, loaded once per process (per max_seq_length)."""
+def load_model() -> Any:
+    """The packaged SentenceTransformer on the CPU, loaded once per process and shared by every instance."""
     with _LOCK:
-        if max_seq_length not in _MODELS:
-            _MODELS[max_seq_length] = _load(max_seq_length)
-        return _MODELS[max_seq_length]
+        if not _MODEL:
+            _MODEL.append(_load())
+        return _MODEL[0]
 
 
-def _load(max_seq_length: int) -> Any:
+def _load() -> Any:
     path = model_dir()
     for var in OFFLINE_ENV:  # read by huggingface_hub and transformers when they are first imported
         os.environ.setdefault(var, "1")
@@ -101,7 +102,6 @@ def _load(max_seq_length: int) -> Any:
             hf_logging.enable_progress_bar()
     if type(model[-1]).__name__ != "Normalize" or model.get_embedding_dimension() != DIM:
         raise ExtractionError(f"minilm: {path} is not {MODEL} (expected {DIM}-d output ending in a Normalize layer); `{INSTALL}`")
-    model.max_seq_length = max_seq_length
     model.eval()
     log.info("minilm: loaded %s from %s in %.1f s", MODEL, path, time.perf_counter() - t0)
     return model
@@ -143,13 +143,16 @@ class MiniLMText:
     @property
     def model(self) -> Any:
         """The shared SentenceTransformer (the instance holds none, so it pickles small for workers)."""
-        return load_model(self.max_seq_length)
+        return load_model()
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(n, 384) float32 unit-norm embeddings of `texts` (non-empty strings), in one batched encode."""
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
-        rows = self.model.encode(texts, batch_size=BATCH_SIZE, convert_to_numpy=True, show_progress_bar=False)
+        model = self.model
+        with _LOCK:
+            model.max_seq_length = self.max_seq_length
+            rows = model.encode(texts, batch_size=BATCH_SIZE, convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(rows, dtype=np.float32)
 
     def __call__(self, media: Media | None, segments: list[Segment]) -> np.ndarray:
