@@ -13,6 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
+import extractors  # the registry only: extractor modules load when an extractor is built
 from data.dataset import EMOTIONS
 from data.errors import UserError
 
@@ -50,6 +51,31 @@ def _tqdm_progress(desc: str, unit: str):
 
 
 # ---------------------------------------------------------------- extract
+# modality -> the extract flag that chooses its extractor (the values come from the registry)
+EXTRACTOR_FLAGS = (
+    ("text", "--text", "text extractor"),
+    ("audio", "--audio-features", "audio extractor, or an openSMILE feature set"),
+    ("visual", "--visual", "visual extractor (none: leave the modality out)"),
+)
+
+
+def _flag(modality: str) -> str:
+    return next(flag for m, flag, _ in EXTRACTOR_FLAGS if m == modality)
+
+
+def _extractor_options(args, runtime_only: bool = False) -> dict[str, Path]:
+    """The registry's extractor-specific options the user gave, by keyword; UserError for a missing path."""
+    given = {}
+    for _, _, opt in extractors.extractor_options():
+        value = getattr(args, opt.dest, None)
+        if value is None or (runtime_only and not opt.runtime):
+            continue
+        if not (value.is_file() if opt.kind == "file" else value.is_dir()):
+            raise UserError(f"{opt.flag} {value}: no such {'file' if opt.kind == 'file' else 'folder'}")
+        given[opt.dest] = value
+    return given
+
+
 def add_extract(sub) -> None:
     p = sub.add_parser(
         "extract",
@@ -61,11 +87,11 @@ def add_extract(sub) -> None:
     )
     p.add_argument("folder", type=Path, help="folder of clips: mp4 mov mpg avi mkv webm, or audio-only wav mp3 flac m4a ogg")
     p.add_argument("-o", "--out", type=Path, default=Path("dataset.pkl"), help="dataset file to write")
-    p.add_argument("--text", default="glove", choices=("glove",), help="text extractor")
-    p.add_argument("--glove", type=Path, default=None, help="GloVe/word2vec text file to use instead of the packaged GloVe 6B 50-d (converted once, then memory-mapped)")
-    p.add_argument("--audio-features", default="IS09", choices=("IS09", "eGeMAPSv02", "emobase", "ComParE_2016", "mfcc"), help="openSMILE functionals, or torchaudio MFCC mean+std")
-    p.add_argument("--visual", default="facemesh", choices=("facemesh", "pyfeat", "none"), help="visual extractor")
-    p.add_argument("--pyfeat-weights", type=Path, default=None, help="folder with py-feat's model weights (offline use of --visual pyfeat)")
+    # choices, defaults and extractor-specific options come from the extractor registry (extractors/__init__.py)
+    for modality, flag, what in EXTRACTOR_FLAGS:
+        p.add_argument(flag, default=extractors.default_choice(modality), choices=extractors.choices(modality), help=what)
+    for modality, name, opt in extractors.extractor_options():
+        p.add_argument(opt.flag, type=Path, default=None, help=f"{opt.help}; with {_flag(modality)} {name}")
     p.add_argument("--fps", type=float, default=5.0, help="video frames sampled per second")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores; 1 = in this process)")
     p.add_argument("--test-ratio", type=float, default=0.2, help="share of videos in the test split (unless labels.csv has a split column)")
@@ -78,16 +104,12 @@ def add_extract(sub) -> None:
 def cmd_extract(args) -> int:
     from pipeline.extract import ClipFailed, extract_folder
 
-    if args.glove is not None and not args.glove.is_file():
-        raise UserError(f"--glove {args.glove}: no such file; pass a GloVe or word2vec text file")
-    if args.pyfeat_weights is not None and args.visual != "pyfeat":
-        raise UserError("--pyfeat-weights only applies with --visual pyfeat")
+    options = _extractor_options(args)
     try:
         report = extract_folder(
-            args.folder, args.out, audio="mfcc" if args.audio_features == "mfcc" else "opensmile", text=args.text,
-            visual=args.visual, glove=args.glove, audio_features=args.audio_features, fps=args.fps, workers=args.workers,
-            test_ratio=args.test_ratio, seed=args.seed, strict=args.strict, cache_dir=args.cache_dir,
-            pyfeat_weights=args.pyfeat_weights, progress=_tqdm_progress("extract", "clip"),
+            args.folder, args.out, text=args.text, audio=args.audio_features, visual=args.visual, fps=args.fps,
+            workers=args.workers, test_ratio=args.test_ratio, seed=args.seed, strict=args.strict, cache_dir=args.cache_dir,
+            progress=_tqdm_progress("extract", "clip"), **options,
         )
     except ClipFailed as e:
         print(f"error: --strict: stopped at {e.clip}: {e.reason}", file=sys.stderr)
@@ -355,7 +377,9 @@ def add_predict(sub) -> None:
                    help="transcript of the one clip (.csv .srt .vtt .txt); default: the one beside the clip, else pocketsphinx transcribes")
     p.add_argument("--format", default="table", choices=("table", "json", "csv"), help="output on stdout (default: table)")
     p.add_argument("--plot", type=Path, default=None, help="write a PNG of sentiment and emotions over each clip's timeline")
-    p.add_argument("--pyfeat-weights", type=Path, default=None, help="folder with py-feat's weights, for checkpoints trained on --visual pyfeat")
+    for modality, name, opt in extractors.extractor_options():
+        if opt.runtime:  # settings that do not change the features: needed to rebuild the extractor here
+            p.add_argument(opt.flag, type=Path, default=None, help=f"{opt.help}; for checkpoints trained with {_flag(modality)} {name}")
     p.add_argument("--modalities", type=_modalities, default=None, metavar="LIST",
                    help="use only these modalities, e.g. text,audio: the others are not extracted and count as absent (default: all three)")
     p.set_defaults(func=cmd_predict)
@@ -371,9 +395,14 @@ def cmd_predict(args) -> int:
         if not args.transcript.is_file():
             raise UserError(f"--transcript {args.transcript}: no such file")
     clips = collect_clips(args.clips)
-    runtime = {"visual": {"weights_dir": str(args.pyfeat_weights)}} if args.pyfeat_weights is not None else None
+    given = _extractor_options(args, runtime_only=True)
+    runtime: dict[str, dict] = {}
+    for m, _, opt in extractors.extractor_options():
+        if opt.dest in given:
+            runtime.setdefault(m, {})[opt.param] = str(given[opt.dest])
     progress = _tqdm_progress("predict", "clip") if len(clips) > 1 and sys.stderr.isatty() else None
-    results = predict_clips(clips, args.checkpoint, transcript=args.transcript, runtime=runtime, progress=progress, modalities=args.modalities)
+    results = predict_clips(clips, args.checkpoint, transcript=args.transcript, runtime=runtime or None, progress=progress,
+                            modalities=args.modalities)
     print(FORMATTERS[args.format](results))
     if args.plot is not None:
         plot_predictions(results, args.plot)

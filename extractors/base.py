@@ -56,6 +56,22 @@ class Extractor(Protocol):
         ...
 
 
+class NoFeatures:
+    """The "none" extractor: the modality is absent. Width 0 by default (a modality left out of a dataset, as
+    the CSD importer writes for a missing one); with `dim`, absent rows of that width, for a model that has
+    the modality when a prediction leaves it out."""
+
+    name = "none"
+    params: dict[str, Any] = {}
+
+    def __init__(self, modality: str = "visual", dim: int = 0) -> None:
+        self.modality, self.dim = modality, int(dim)
+
+    def __call__(self, media: Any, segments: list[Segment]) -> np.ndarray:
+        """(n_utt, dim) float32 NaN rows: absent (see Extractor.__call__)."""
+        return np.full((len(segments), self.dim), np.nan, dtype=np.float32)
+
+
 def spec_of(extractor: Extractor) -> dict[str, Any]:
     """The feature spec stored in dataset meta and checkpoints: {"name", "params", "dim"}."""
     return {"name": extractor.name, "params": dict(extractor.params), "dim": int(extractor.dim)}

@@ -2,11 +2,16 @@
 
 Workers are forked from that server, so what is loaded here is loaded once and shared (copy-on-write) by
 every worker instead of being loaded by each: the heavy imports (torch through spaCy's thinc, spaCy,
-gensim, mediapipe, openSMILE, pocketsphinx) and the text extractor's word vectors, which are by far the
-slowest part of a worker's start (GloVe 6B: ~2 s and ~300 MB per worker otherwise), and the pocketsphinx
-decoders. Nothing here starts a
-thread pool or a model graph, so forking afterwards is safe. The text extractor to warm comes from the
-environment variable set by the parent while it starts the server; any failure only costs the speed-up.
+gensim, mediapipe, openSMILE, pocketsphinx) and the text extractor's vectors or model, which are by far the
+slowest part of a worker's start (GloVe 6B: ~2 s and ~300 MB per worker otherwise; MiniLM: ~5 s and ~440 MB
+with sentence-transformers), and the pocketsphinx decoders.
+
+Forking afterwards must be safe, so nothing here may leave a thread pool behind. torch is the one that would:
+its OpenMP pool starts at the first parallel op and does not survive fork (a child that then runs torch with
+more than one thread hangs; measured with MiniLM). The server sets torch to one thread before warming, so the
+warm-up encode runs inline and no pool exists; workers run one thread each anyway. The text extractor to
+warm comes from the environment variable set by the parent while it starts the server; any failure only
+costs the speed-up.
 """
 
 from __future__ import annotations
@@ -19,8 +24,15 @@ ENV = "MULTILOGUE_EXTRACT_PRELOAD"
 
 
 def warm(choices: dict) -> None:
-    """Import the extractors' libraries and load the text extractor's vectors and tokenizer."""
+    """Import the extractors' libraries and load the text extractor's vectors or model (torch on one thread)."""
     import importlib
+
+    try:
+        import torch
+
+        torch.set_num_threads(1)  # before anything runs torch: no OpenMP pool in a process that forks
+    except ImportError:
+        pass
 
     for module in ("numpy", "opensmile", "pocketsphinx", "ffmpeg", "mediapipe", "ai_edge_litert.interpreter"):
         try:

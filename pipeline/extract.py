@@ -42,7 +42,7 @@ import numpy as np
 from data.dataset import MODALITIES, PRESENT, empty_dataset, save_dataset
 from data.errors import ExtractionError, UserError
 from data.fileio import atomic_path, atomic_write_bytes
-from extractors.base import Segment
+from extractors.base import NoFeatures, Segment  # NoFeatures: still importable from here
 from pipeline.labels import LABELS_FILE, label_matrix, read_labels, split_videos
 
 log = logging.getLogger(__name__)
@@ -122,49 +122,48 @@ def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 # ------------------------------------------------------------------ extractors
-def extractor_choices(text: str = "glove", audio: str = "opensmile", visual: str = "facemesh", *, glove: str | Path | None = None,
-                      audio_features: str = "IS09", pyfeat_weights: str | Path | None = None, cache_dir: str | Path | None = None,
-                      fps: float = 5.0) -> dict[str, tuple[str, dict]]:
-    """modality -> (registry name, params) from the user's choices. `audio_features="mfcc"` picks the MFCC extractor."""
-    text_params: dict[str, Any] = {}
-    if glove is not None:
-        text_params["path"] = str(glove)
-        if cache_dir is not None:
-            text_params["cache_dir"] = str(Path(cache_dir) / "glove")
-    if audio_features == "mfcc":
-        audio, audio_params = "mfcc", {}
-    else:
-        audio_params = {"feature_set": audio_features} if audio == "opensmile" else {}
-    visual_params: dict[str, Any] = {} if visual == "none" else {"fps": float(fps)}
-    if visual == "pyfeat" and pyfeat_weights is not None:
-        visual_params["weights_dir"] = str(pyfeat_weights)
-    return {"text": (text, text_params), "audio": (audio, audio_params), "visual": (visual, visual_params)}
+def extractor_choices(text: str = "glove", audio: str = "IS09", visual: str = "facemesh", *, fps: float = 5.0,
+                      cache_dir: str | Path | None = None, **options: Any) -> dict[str, tuple[str, dict]]:
+    """modality -> (registry name, params) from the user's choices and extractor-specific options.
 
+    text, audio, visual: choices of `extractors.choices` (the CLI's --text, --audio-features, --visual: an
+    extractor name, a variant such as an openSMILE feature set, or "none" where a modality may be left out).
+    options: the registry's extractor-specific options by keyword (`Option.dest`: glove=PATH,
+    pyfeat_weights=DIR); None means not given. Visual extractors get the run's `fps` (the rate frames are
+    decoded at); extractors that convert resources once get <cache_dir>/<name> when `cache_dir` is given.
+    Raises UserError for an unknown choice, or an option given for an extractor that is not chosen.
+    """
+    from extractors import NONE, entry, extractor_options, resolve
 
-class NoFeatures:
-    """The "none" extractor: the modality is absent. Width 0 by default (a dataset without that modality, as
-    the CSD importer writes for a missing file); with `dim`, absent rows of that width (NaN), for a model
-    that has the modality when a prediction leaves it out."""
-
-    name = "none"
-    params: dict[str, Any] = {}
-
-    def __init__(self, modality: str = "visual", dim: int = 0) -> None:
-        self.modality, self.dim = modality, int(dim)
-
-    def __call__(self, media: Any, segments: list[Segment]) -> np.ndarray:
-        return np.full((len(segments), self.dim), np.nan, dtype=np.float32)
+    out: dict[str, tuple[str, dict]] = {}
+    for m, choice in (("text", text), ("audio", audio), ("visual", visual)):
+        try:
+            name, params = resolve(m, choice)
+        except ValueError as e:
+            raise UserError(str(e)) from e
+        if m == "visual" and name != NONE:
+            params["fps"] = float(fps)
+        if cache_dir is not None and entry(m, name).cache:
+            params["cache_dir"] = str(Path(cache_dir) / name)
+        out[m] = (name, params)
+    known = {o.dest: (m, name, o) for m, name, o in extractor_options()}
+    for key, value in options.items():
+        if key not in known:
+            raise TypeError(f"unknown extractor option {key!r}; expected one of {sorted(known)}")
+        if value is None:
+            continue
+        m, name, o = known[key]
+        if out[m][0] != name:
+            raise UserError(f"{o.flag} only applies with the {m} extractor {name!r} (chosen: {out[m][0]!r})")
+        out[m][1][o.param] = str(value)
+    return out
 
 
 def build_extractors(choices: dict[str, tuple[str, dict]]) -> dict[str, Any]:
-    """modality -> extractor instance (from extractors.build_extractor; "none" gives zero-width features)."""
+    """modality -> extractor instance, from the registry (extractors.build_extractor; "none": zero-width)."""
     from extractors import build_extractor
-    from extractors.base import REGISTRY
 
-    return {
-        m: NoFeatures(m) if name == "none" and name not in REGISTRY[m] else build_extractor(m, name, **params)
-        for m, (name, params) in choices.items()
-    }
+    return {m: build_extractor(m, name, **params) for m, (name, params) in choices.items()}
 
 
 # ------------------------------------------------------------------ one clip (runs in a worker)
@@ -198,6 +197,12 @@ def _init_worker(settings: dict, single_thread: bool, log_level: int) -> None:
             sys.modules["torch"].set_num_threads(1)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
+    from extractors.base import REGISTRY
+
+    # A worker forked from the preload server or spawned knows only the extractors registered at import;
+    # the factories sent along add those registered at run time in the parent.
+    for m, (name, factory) in settings.get("factories", {}).items():
+        REGISTRY[m].setdefault(name, factory)
     _WORKER.clear()
     _WORKER.update(settings=settings, single_thread=single_thread)
 
@@ -468,20 +473,23 @@ def extract_folder(
     out: str | Path,
     *,
     text: str = "glove",
-    audio: str = "opensmile",
+    audio: str = "IS09",
     visual: str = "facemesh",
-    glove: str | Path | None = None,
-    audio_features: str = "IS09",
     fps: float = 5.0,
     workers: int | None = None,
     test_ratio: float = 0.2,
     seed: int = 0,
     strict: bool = False,
     cache_dir: str | Path | None = None,
-    pyfeat_weights: str | Path | None = None,
     progress: Progress | None = None,
+    audio_features: str | None = None,
+    **options: Any,
 ) -> ExtractReport:
     """Extract every clip under `folder` into the dataset file `out` (written atomically).
+
+    text, audio, visual: extractor choices (`extractors.choices`; `audio_features` is the same as `audio`,
+    under the CLI's name); options: the registry's extractor-specific options by keyword (glove=PATH,
+    pyfeat_weights=DIR), see extractor_choices.
 
     Returns an ExtractReport; failures.json is written beside `out` in every run (an empty list when all
     clips worked). Raises UserError for bad arguments or a malformed labels.csv, ClipFailed with
@@ -512,16 +520,17 @@ def extract_folder(
     spellings = {**{c.relative_to(folder).as_posix(): v for c, v in ids.items()}, **{v: v for v in ids.values()}}
     labels = read_labels(folder, spellings)
 
-    # Converted GloVe files go to the user's --cache-dir when given, else to the text extractor's own
-    # per-user cache, so a large vector file is converted once for all outputs.
-    glove_cache = Path(cache_dir) if user_cache_dir is not None else None
-    choices = extractor_choices(text, audio, visual, glove=glove, audio_features=audio_features, pyfeat_weights=pyfeat_weights, cache_dir=glove_cache, fps=fps)
+    # Resources an extractor converts once (a --glove file) go to the user's --cache-dir when given, else to
+    # the extractor's own per-user cache, so a large vector file is converted once for all outputs.
+    resource_cache = Path(cache_dir) if user_cache_dir is not None else None
+    choices = extractor_choices(text, audio_features or audio, visual, fps=fps, cache_dir=resource_cache, **options)
     extractors = build_extractors(choices)  # fails fast on a bad choice, before any clip runs
-    from extractors.base import spec_of
+    from extractors.base import REGISTRY, spec_of
 
     specs = {m: spec_of(ex) for m, ex in extractors.items()}
+    factories = {m: (name, REGISTRY[m][name]) for m, (name, _) in choices.items() if name in REGISTRY[m]}
     settings = {"choices": choices, "specs": specs, "resources": resource_fingerprint(specs), "fps": float(fps), "asr": {},
-                "cache_dir": str(cache_dir)}
+                "cache_dir": str(cache_dir), "factories": factories}
     jobs = [(str(c), c.suffix.lower() in AUDIO_SUFFIXES) for c in clips]
     report = ExtractReport(out=None, failures_path=failures_path, clips=len(clips))
     results: dict[str, dict] = {}

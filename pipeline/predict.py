@@ -148,20 +148,20 @@ def build_spec_extractors(spec: dict[str, dict], source: Any, runtime: dict[str,
     runtime: modality -> settings that do not change the output (e.g. {"visual": {"weights_dir": ...}}).
     modalities: the ones to compute (None: all); the others become absent (nothing is decoded or run for them).
     """
-    from extractors import available, build_from_spec
-    from pipeline.extract import NoFeatures
+    from extractors import NONE, NoFeatures, available, build_from_spec
 
     out = {}
     for m in MODALITIES:
         s = spec[m]
-        if s["name"] == "none" or (modalities is not None and m not in modalities):
-            out[m] = NoFeatures(m, s["dim"])
+        if modalities is not None and m not in modalities:
+            out[m] = NoFeatures(m, s["dim"])  # left out of this prediction: absent rows of the model's width
             continue
-        if s["name"] not in available(m)[m]:
+        if s["name"] != NONE and s["name"] not in available(m)[m]:
             raise CheckpointError(f"{source}: its {m} extractor {s['name']!r} is not available here (this installation has "
                                   f"{', '.join(available(m)[m])}); install the code that provides it or use another checkpoint")
+        settings = {} if s["name"] == NONE else (runtime or {}).get(m, {})  # a left-out modality takes none
         try:
-            ex = build_from_spec(m, s, **(runtime or {}).get(m, {}))
+            ex = build_from_spec(m, s, **settings)
         except UserError as e:
             raise CheckpointError(f"{source}: cannot rebuild its {m} extractor: {_one_line(e)}") from e
         except (TypeError, ValueError, ImportError) as e:

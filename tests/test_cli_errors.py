@@ -92,7 +92,7 @@ def test_checkpoint_whose_dims_do_not_match_the_data(tmp_path, capsys):
 def test_missing_and_corrupt_checkpoint(tmp_path, capsys):
     data = write_synthetic(tmp_path / "d.pkl")
     code, err = run_cli(["evaluate", "--checkpoint", tmp_path / "none", "--data", data], capsys)
-    assert_one_line_error(code, err, "no such checkpoint")
+    assert_one_line_error(code, err, "--checkpoint", "no such file or folder")
     bad = tmp_path / "checkpoint.pt"
     bad.write_bytes(b"garbage")
     code, err = run_cli(["evaluate", "--checkpoint", bad, "--data", data], capsys)

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 from data.errors import ExtractionError
-from extractors import DEFAULTS, available, build_extractor, build_from_spec, spec_of
-from extractors.base import Extractor, Media, Segment, segment_audio, segment_frames
+from extractors import DEFAULTS, available, build_extractor, build_from_spec, choices, default_choice, resolve, spec_of
+from extractors.base import Extractor, Media, NoFeatures, Segment, segment_audio, segment_frames
 from extractors.media import decode
 from pipeline.clipgen import astronaut, make_clip, pyfeat_data_dir, pyfeat_face, rotated, tools_available
 
@@ -59,14 +59,14 @@ def talk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Media, list[Segment]
 
 def test_import_is_cheap() -> None:
     code = ("import sys, extractors; heavy = [m for m in ('torch', 'torchaudio', 'gensim', 'spacy', 'opensmile', "
-            "'mediapipe', 'feat', 'pandas') if m in sys.modules]; print(','.join(heavy))")
+            "'mediapipe', 'feat', 'pandas', 'sentence_transformers', 'transformers') if m in sys.modules]; print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
 
 def test_registry_defaults_and_errors() -> None:
     assert DEFAULTS == {"text": "glove", "audio": "opensmile", "visual": "facemesh"}
-    assert available() == {"text": ["glove"], "audio": ["mfcc", "opensmile"], "visual": ["facemesh", "pyfeat"]}
+    assert available() == {"text": ["glove", "minilm"], "audio": ["mfcc", "opensmile"], "visual": ["facemesh", "pyfeat"]}
     assert build_extractor("audio").name == "opensmile"
     e = build_extractor("audio", "eGeMAPSv02")  # a feature-set name selects openSMILE with that set
     assert (e.name, e.dim, e.params["feature_set"]) == ("opensmile", 88, "eGeMAPSv02")
@@ -76,8 +76,31 @@ def test_registry_defaults_and_errors() -> None:
         build_extractor("smell", "nose")
 
 
+def test_choices_come_from_the_registry() -> None:
+    """What the CLI offers: extractor names, openSMILE's feature sets in place of its name, and "none" only
+    where a modality may be left out; the defaults are the paper's."""
+    assert choices("text") == ["glove", "minilm"]
+    assert choices("audio") == ["IS09", "eGeMAPSv02", "emobase", "ComParE_2016", "mfcc"]
+    assert choices("visual") == ["facemesh", "pyfeat", "none"]
+    assert {m: default_choice(m) for m in DEFAULTS} == {"text": "glove", "audio": "IS09", "visual": "facemesh"}
+    assert resolve("audio", "emobase") == ("opensmile", {"feature_set": "emobase"})
+    assert resolve("audio", "opensmile") == ("opensmile", {})  # the name itself still works from Python
+    assert resolve("visual", "none") == ("none", {})
+    with pytest.raises(ValueError, match="expected one of"):
+        resolve("text", "none")  # text is the model's context: it cannot be left out of an extraction
+    none = build_extractor("text", "none")  # but a spec of zero-width features rebuilds for any modality
+    assert isinstance(none, NoFeatures) and none.dim == 0 and none(None, [Segment(0, 1)]).shape == (1, 0)
+    import cli
+
+    args = cli.build_parser().parse_args(["extract", "videos"])
+    assert (args.text, args.audio_features, args.visual, args.glove, args.pyfeat_weights) == ("glove", "IS09", "facemesh", None, None)
+    assert cli.build_parser().parse_args(["extract", "videos", "--text", "minilm"]).text == "minilm"
+
+
 @pytest.mark.parametrize("modality, name, params, dim", [
     ("text", "glove", {}, 50),
+    ("text", "minilm", {}, 384),
+    ("text", "minilm", {"max_seq_length": 128}, 384),
     ("audio", "opensmile", {}, 384),
     ("audio", "opensmile", {"feature_set": "emobase"}, 988),
     ("audio", "opensmile", {"feature_set": "ComParE_2016"}, 6373),
@@ -234,7 +257,7 @@ def test_facemesh_on_faces(talk: tuple[Media, list[Segment]]) -> None:
 
 
 @needs_tools
-@pytest.mark.parametrize("modality, name", [("text", "glove"), ("audio", "opensmile"), ("audio", "mfcc"),
+@pytest.mark.parametrize("modality, name", [("text", "glove"), ("text", "minilm"), ("audio", "opensmile"), ("audio", "mfcc"),
                                             ("visual", "facemesh")])
 def test_no_segments_gives_empty_rows(talk: tuple[Media, list[Segment]], modality: str, name: str) -> None:
     e = build_extractor(modality, name)

