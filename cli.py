@@ -331,7 +331,10 @@ def add_evaluate(sub) -> None:
     p.add_argument("--json", action="store_true", help="print {run: {metric: value}} as JSON on stdout")
     p.add_argument("--modalities", type=_modalities, default=None, metavar="LIST",
                    help="use only these modalities, e.g. text,audio (the others count as absent); default: all the data has")
-    p.add_argument("--pyfeat-weights", type=Path, default=None, help="folder with py-feat's weights, for checkpoints trained on --visual pyfeat")
+    p.add_argument("--cache-dir", type=Path, default=None, help="feature cache for a CSV or clip folder (default ~/.cache/multilogue/)")
+    for modality, name, opt in extractors.extractor_options():
+        if opt.runtime:
+            p.add_argument(opt.flag, type=Path, default=None, help=f"{opt.help}; for checkpoints trained with {_flag(modality)} {name}")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -349,10 +352,9 @@ def cmd_evaluate(args) -> int:
     from pipeline.evaluate import evaluate_runs
     from pipeline.train import format_metrics
 
-    runtime = {"visual": {"weights_dir": str(args.pyfeat_weights)}} if args.pyfeat_weights is not None else None
     progress = _tqdm_progress("features", "step") if sys.stderr.isatty() else None
     results = evaluate_runs(args.checkpoint, args.data, split=args.split, device=args.device, modalities=args.modalities,
-                            runtime=runtime, progress=progress)
+                            runtime=_runtime_settings(args) or None, cache_dir=args.cache_dir, progress=progress)
     if args.json:
         print(json.dumps({r.run: r.metrics for r in results}, indent=2))
     else:
@@ -385,6 +387,17 @@ def add_predict(sub) -> None:
     p.set_defaults(func=cmd_predict)
 
 
+def _runtime_settings(args) -> dict[str, dict]:
+    """modality -> extractor settings given on the command line that do not change features (e.g. py-feat's
+    weights folder), to rebuild a checkpoint's extractors on this machine."""
+    given = _extractor_options(args, runtime_only=True)
+    runtime: dict[str, dict] = {}
+    for m, _, opt in extractors.extractor_options():
+        if opt.dest in given:
+            runtime.setdefault(m, {})[opt.param] = str(given[opt.dest])
+    return runtime
+
+
 def cmd_predict(args) -> int:
     from pipeline.predict import collect_clips, predict_clips
     from pipeline.predict_output import FORMATTERS, plot_predictions, summary_line
@@ -395,11 +408,7 @@ def cmd_predict(args) -> int:
         if not args.transcript.is_file():
             raise UserError(f"--transcript {args.transcript}: no such file")
     clips = collect_clips(args.clips)
-    given = _extractor_options(args, runtime_only=True)
-    runtime: dict[str, dict] = {}
-    for m, _, opt in extractors.extractor_options():
-        if opt.dest in given:
-            runtime.setdefault(m, {})[opt.param] = str(given[opt.dest])
+    runtime = _runtime_settings(args)
     progress = _tqdm_progress("predict", "clip") if len(clips) > 1 and sys.stderr.isatty() else None
     results = predict_clips(clips, args.checkpoint, transcript=args.transcript, runtime=runtime or None, progress=progress,
                             modalities=args.modalities)

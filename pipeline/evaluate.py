@@ -17,7 +17,7 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from data.dataset import MODALITIES, load_dataset
 from data.errors import DatasetError, UserError
@@ -50,14 +50,16 @@ def data_kind(data: str | Path) -> str:
 
 def evaluate_runs(checkpoint: str | Path, data: str | Path, *, split: str = "auto", device: str = "auto",
                   modalities: list[str] | None = None, runtime: dict[str, dict] | None = None, workers: int | None = None,
-                  progress: Progress | None = None) -> list[RunMetrics]:
+                  cache_dir: str | Path | None = None, progress: Progress | None = None) -> list[RunMetrics]:
     """Metrics of every checkpoint under `checkpoint` (a file, a run folder or a folder of runs) on `data`.
+
+    cache_dir: where features computed from a CSV or clips are cached (default ~/.cache/multilogue/...).
 
     Raises UserError subclasses (one line) for a missing checkpoint or data, features that do not match a
     checkpoint, or a split without labelled utterances for a run's task.
     """
     from model.checkpoint import check_features, load_model
-    from pipeline.predict import build_spec_extractors, check_spec, checkpoint_files
+    from pipeline.predict import check_spec, checkpoint_files
     from pipeline.train import evaluate, pick_device
 
     if split not in SPLITS:
@@ -80,7 +82,7 @@ def evaluate_runs(checkpoint: str | Path, data: str | Path, *, split: str = "aut
             spec = check_spec(ckpt)
             key = json.dumps(spec, sort_keys=True, default=str)
             if key not in built:
-                built[key] = _featurise(kind, data, spec, build_spec_extractors(spec, f, runtime), workers, progress)
+                built[key] = _featurise(kind, data, spec, f, runtime, workers, cache_dir, progress)
             ds = built[key]
         which = ("test" if split == "auto" else split)
         videos = {"train": ds["train"], "test": ds["test"], "all": ds["ID"]}[which]
@@ -109,19 +111,24 @@ def _dims(ds: dict) -> dict[str, int]:
     return feature_dims(ds)
 
 
-def _featurise(kind: str, data: Path, spec: dict[str, dict], extractors: dict[str, Any], workers: int | None,
-               progress: Progress | None) -> dict:
-    """A dataset of a CSV or a clip folder, computed with a checkpoint's extractors."""
+def _featurise(kind: str, data: Path, spec: dict[str, dict], source: Path, runtime: dict[str, dict] | None, workers: int | None,
+               cache_dir: str | Path | None, progress: Progress | None) -> dict:
+    """A dataset of a CSV or a clip folder, computed with the extractors of a checkpoint's feature spec."""
+    from pipeline.predict import build_spec_extractors
+
+    extractors = build_spec_extractors(spec, source, runtime)  # one line when the spec cannot be reproduced here
     if kind == "csv":
         from pipeline.import_text import text_dataset
 
         return text_dataset(data, extractors["text"], dims={m: spec[m]["dim"] for m in ("audio", "visual")}, all_test=True,
-                            progress=progress)
+                            cache_dir=None if cache_dir is None else Path(cache_dir) / "text", progress=progress)
     from pipeline.extract import extract_folder
 
+    choices = {m: (s["name"], {**s["params"], **(runtime or {}).get(m, {})}) for m, s in spec.items() if m in MODALITIES}
     with tempfile.TemporaryDirectory(prefix="multilogue-evaluate-") as tmp:
-        report = extract_folder(data, Path(tmp) / "data.pkl", extractors=extractors, fps=float(spec["visual"]["params"].get("fps", 5.0)),
-                                all_test=True, workers=workers, cache_dir=EXTRACT_CACHE, progress=progress)
+        report = extract_folder(data, Path(tmp) / "data.pkl", choices=choices, fps=float(spec["visual"]["params"].get("fps", 5.0)),
+                                all_test=True, workers=workers, progress=progress,
+                                cache_dir=EXTRACT_CACHE if cache_dir is None else Path(cache_dir) / "extract")
         for failure in report.failures:  # the clips that worked are still scored
             log.warning("Skipping %s due to %s", failure["clip"], failure["reason"])
         return load_dataset(report.out)

@@ -483,13 +483,17 @@ def extract_folder(
     cache_dir: str | Path | None = None,
     progress: Progress | None = None,
     audio_features: str | None = None,
+    choices: dict[str, tuple[str, dict]] | None = None,
+    all_test: bool = False,
     **options: Any,
 ) -> ExtractReport:
     """Extract every clip under `folder` into the dataset file `out` (written atomically).
 
     text, audio, visual: extractor choices (`extractors.choices`; `audio_features` is the same as `audio`,
     under the CLI's name); options: the registry's extractor-specific options by keyword (glove=PATH,
-    pyfeat_weights=DIR), see extractor_choices.
+    pyfeat_weights=DIR), see extractor_choices. `choices` instead gives modality -> (registry name, params)
+    directly, e.g. from a checkpoint's feature spec (`evaluate` on a folder of clips). `all_test` puts every
+    video without a split in labels.csv in the test split (data a model is scored on, not trained on).
 
     Returns an ExtractReport; failures.json is written beside `out` in every run (an empty list when all
     clips worked). Raises UserError for bad arguments or a malformed labels.csv, ClipFailed with
@@ -523,7 +527,8 @@ def extract_folder(
     # Resources an extractor converts once (a --glove file) go to the user's --cache-dir when given, else to
     # the extractor's own per-user cache, so a large vector file is converted once for all outputs.
     resource_cache = Path(cache_dir) if user_cache_dir is not None else None
-    choices = extractor_choices(text, audio_features or audio, visual, fps=fps, cache_dir=resource_cache, **options)
+    if choices is None:
+        choices = extractor_choices(text, audio_features or audio, visual, fps=fps, cache_dir=resource_cache, **options)
     extractors = build_extractors(choices)  # fails fast on a bad choice, before any clip runs
     from extractors.base import REGISTRY, spec_of
 
@@ -575,7 +580,7 @@ def extract_folder(
         raise ExtractionError(f"{folder}: none of the {len(clips)} clips could be used; see {failures_path}")
 
     vids = [ids[c] for c in clips if ids[c] in results]
-    ds = _assemble(vids, results, specs, folder, clips, ids, labels, test_ratio, seed, fps)
+    ds = _assemble(vids, results, specs, folder, clips, ids, labels, test_ratio, seed, fps, all_test)
     ds["meta"]["failures"] = list(report.failures)
     save_dataset(ds, out)
     report.out = out
@@ -598,7 +603,8 @@ def _write_failures(path: Path, failures: list[dict]) -> None:
         tmp.write_text(json.dumps(failures, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _assemble(vids: list[str], results: dict, specs: dict, folder: Path, clips: list[Path], ids: dict, labels, test_ratio: float, seed: int, fps: float) -> dict:
+def _assemble(vids: list[str], results: dict, specs: dict, folder: Path, clips: list[Path], ids: dict, labels, test_ratio: float, seed: int,
+              fps: float, all_test: bool = False) -> dict:
     """The dataset dict of data/dataset.py from the per-clip results."""
     files = {ids[c]: c.relative_to(folder).as_posix() for c in clips}
     provenance = {
@@ -631,5 +637,9 @@ def _assemble(vids: list[str], results: dict, specs: dict, folder: Path, clips: 
             ds["meta"]["audio_only"].append(vid)
         if res.get("no_face"):
             ds["meta"]["no_face"][vid] = int(res["no_face"])
-    ds["train"], ds["test"] = split_videos(vids, test_ratio, seed, labels.splits)
+    if all_test:
+        ds["train"] = [v for v in vids if labels.splits.get(v) == "train"]
+        ds["test"] = [v for v in vids if labels.splits.get(v) != "train"]
+    else:
+        ds["train"], ds["test"] = split_videos(vids, test_ratio, seed, labels.splits)
     return ds

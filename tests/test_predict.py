@@ -100,6 +100,23 @@ def test_json_table_csv_and_plot_agree(trained, capsys, tmp_path):
         assert who in row and f"{u['sentiment']:+.2f}" in row and u["label"] in row
 
 
+def test_evaluate_on_a_folder_of_labelled_clips(trained, capsys, tmp_path):
+    """evaluate --data FOLDER extracts the clips with each checkpoint's extractors: the same figures as on the
+    dataset extracted from that folder, all of whose videos it scores (none is marked train)."""
+    runs, root = trained["runs"], trained["root"]
+    assert cli("evaluate", "--checkpoint", runs, "--data", root / "data.pkl", "--split", "all", "--json") == 0
+    on_dataset = json.loads(capsys.readouterr().out)
+    assert cli("evaluate", "--checkpoint", runs, "--data", root / "corpus", "--json", "--cache-dir", tmp_path / "cache") == 0
+    on_clips = json.loads(capsys.readouterr().out)
+    assert set(on_clips) == {"regression", "emotion/happiness"} == set(on_dataset)
+    for run, metrics in on_dataset.items():
+        for k, v in metrics.items():
+            assert on_clips[run][k] == pytest.approx(v, rel=1e-4, abs=1e-6), (run, k)
+    assert cli("evaluate", "--checkpoint", runs, "--data", root / "corpus", "--cache-dir", tmp_path / "cache") == 0
+    table = capsys.readouterr().out
+    assert "regression: regression on test (4 videos" in table and "emotion/happiness: emotion/happiness on test" in table
+
+
 def test_modalities_subset(trained, capsys):
     """--modalities text,audio: the face is not analysed, each utterance says what it used, and the
     sentiment differs from the full prediction only through the missing modality."""
