@@ -267,6 +267,11 @@ def add_train(sub) -> None:
     p.add_argument("--valid-ratio", type=float, default=None, help="share of training videos held out for model selection; default 0.1")
     p.add_argument("--patience", type=int, default=None, help="epochs without validation improvement before stopping; default 10")
     p.add_argument("--seed", type=int, default=None, help="default: 0")
+    p.add_argument("--seeds", type=_seed_list, default=None, metavar="S1,S2,...",
+                   help="train one run per seed (in OUT/seed-N) and save their ensemble in OUT, used as one model by evaluate and predict; "
+                   "the members share the validation split of --seed")
+    p.add_argument("--hidden-size", type=int, default=None, metavar="N",
+                   help="model width: D_e = D_h = N and D_g = D_p = 1.5 N (the paper's N is 100)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--no-normalize", action="store_true", help="do not standardise features with training-set statistics")
     p.add_argument("--faithful", action="store_true", help="reproduce the seed's unmasked fusion attention over padded utterances")
@@ -276,9 +281,20 @@ def add_train(sub) -> None:
     p.set_defaults(func=cmd_train)
 
 
+def _seed_list(value: str) -> list[int]:
+    """`1,2,3` -> [1, 2, 3] (argparse type of --seeds)."""
+    try:
+        seeds = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{value!r}: give distinct integer seeds, comma-separated, e.g. 1,2,3")
+    return seeds
+
+
 def cmd_train(args) -> int:
-    from model.config import TrainConfig
-    from pipeline.train import format_metrics, run_training, write_summary
+    from pipeline.runs import plan_runs, run_plan
+    from pipeline.train import format_metrics, write_summary
 
     if args.task == "emotion":
         if args.emotion is None:
@@ -295,22 +311,30 @@ def cmd_train(args) -> int:
     for name in ("dropout", "rec_dropout", "modality_dropout"):
         if getattr(args, name) is not None and not 0 <= getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be in [0, 1)")
-    overrides = {k: getattr(args, k) for k in ("epochs", "lr", "l2", "batch_size", "valid_ratio", "patience", "seed", "modality_dropout")}
-    emotions = EMOTIONS if args.emotion == "all" else [args.emotion]
-    summary = {}
-    for emotion in emotions:
-        tcfg = TrainConfig.for_task(args.task, emotion=emotion, device=args.device, normalize=not args.no_normalize, **overrides)
-        out = args.out / emotion if args.emotion == "all" else args.out
-        model_overrides = {"dropout": args.dropout, "recurrent_dropout": args.rec_dropout, "mask_fusion": False if args.faithful else None}
-        # with --emotion all, an interrupted run resumes the emotion it stopped in and starts those not begun
-        resume = args.resume and (args.emotion != "all" or (out / "last.pt").exists())
-        metrics = run_training(args.data, out, tcfg, model_overrides, progress=_tqdm_progress("train", "batch"), resume=resume)
-        title = f"{args.task}{'/' + emotion if emotion else ''}: best epoch {metrics['best_epoch']} of {metrics['epochs_run']} (selected on validation)"
+    if args.hidden_size is not None and args.hidden_size < 1:
+        raise UserError("--hidden-size must be at least 1")
+    if args.seeds is not None and args.seed is not None:
+        raise UserError("--seeds trains one run per seed; --seed then only picks the shared validation split, give it without --seeds or drop it")
+    train = {k: getattr(args, k) for k in ("epochs", "lr", "l2", "batch_size", "valid_ratio", "patience", "seed", "modality_dropout")}
+    train.update(device=args.device, normalize=not args.no_normalize)
+    model_overrides = {"dropout": args.dropout, "recurrent_dropout": args.rec_dropout, "mask_fusion": False if args.faithful else None}
+    if args.hidden_size is not None:
+        n = args.hidden_size
+        model_overrides.update(d_emotion=n, d_hidden=n, d_global=round(1.5 * n), d_party=round(1.5 * n))
+    runs, ensembles = plan_runs(args.task, args.out, emotion=args.emotion, seeds=args.seeds, train=train, model_overrides=model_overrides)
+
+    def report(name: str, metrics: dict) -> None:
+        if "ensemble" in metrics:
+            title = f"{args.task} {name}: ensemble of {len(metrics['ensemble'])} seeds (mean of their {'scores' if args.task == 'regression' else 'probabilities'})"
+        else:
+            title = f"{args.task} {name}: best epoch {metrics['best_epoch']} of {metrics['epochs_run']} (selected on validation)"
         print(format_metrics(metrics["test"], title=title + "\n test"))
-        print(f"wrote {out}/checkpoint.pt, metrics.json, curves.png")
-        summary[emotion or args.task] = metrics
-    if args.emotion == "all":
-        print(write_summary(summary, args.out))
+
+    results = run_plan(args.data, runs, ensembles, resume=args.resume, progress=_tqdm_progress("train", "batch"), on_done=report)
+    top = {e.name: results[e.name] for e in ensembles} if ensembles else {r.name: results[r.name] for r in runs}
+    if len(top) > 1:
+        print(write_summary(top, args.out))
+    print(f"wrote {', '.join(str(r.out) for r in ensembles or runs)}: checkpoint.pt, metrics.json")
     return 0
 
 

@@ -6,7 +6,11 @@ logistic regression (binary: sentiment >= 0) and a ridge regression (score; MAE 
 training videos' utterances, with their regularisation strength chosen by 5-fold cross-validation grouped by
 video on the training videos only; the test videos are scored once.
 
-    python bench/text_probe.py [--data PATH] [--extractors glove minilm] [--threads 2] [--json OUT]
+Then the same sentences go through `import text` (a CSV with the file's train/test split) with each extractor,
+and Multilogue-Net is trained on the text-only datasets (audio and visual absent; the small-data settings of
+bench/mosi.py; model selection on a validation share of the training videos) for several seeds.
+
+    python bench/text_probe.py [--data PATH] [--extractors glove minilm] [--threads 2] [--seeds 0 1 2] [--no-multilogue] [--json OUT]
 """
 
 from __future__ import annotations
@@ -69,12 +73,46 @@ def probe(x_tr: np.ndarray, y_tr: np.ndarray, groups: np.ndarray, x_te: np.ndarr
     }
 
 
+SMALL_DATA = {"batch_size": 4, "lr": 1e-3, "epochs": 40, "patience": 8, "valid_ratio": 0.1}  # as bench/mosi.py
+
+
+def multilogue(ds: dict, names: list[str], seeds: list[int], workdir: Path) -> dict:
+    """Multilogue-Net on `import text` datasets of the sentences: {extractor: {task: [test metrics per seed]}}."""
+    import csv
+
+    from extractors import build_extractor as build
+    from model.config import TrainConfig
+    from pipeline.import_text import text_dataset
+    from pipeline.train import run_training
+
+    csv_path = workdir / "mosi_sentences.csv"
+    with open(csv_path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["video", "speaker", "text", "sentiment", "split"])
+        for split in ("train", "test"):
+            for v in ds[split]:
+                for spk, text, lab in zip(ds["speakers"][v], ds["sentence_in_text"][v], ds["labels"][v][:, 0]):
+                    w.writerow([v, spk, text, f"{lab:.4f}", split])
+    out: dict = {}
+    for name in names:
+        data = text_dataset(csv_path, build(name), cache_dir=workdir / "cache")
+        for task in ("binary", "regression"):
+            for seed in seeds:
+                t0 = time.time()
+                m = run_training(data, workdir / f"{name}-{task}-{seed}", TrainConfig.for_task(task, seed=seed, device="cpu", **SMALL_DATA))
+                out.setdefault(name, {}).setdefault(task, []).append(m["test"])
+                print(f"multilogue {name} {task} seed {seed}: best epoch {m['best_epoch']}/{m['epochs_run']} ({time.time() - t0:.0f} s)", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--extractors", nargs="+", default=["glove", "minilm"], help="registered text extractors")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (minilm)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the Multilogue-Net runs")
+    ap.add_argument("--no-multilogue", action="store_true", help="only the linear probes")
     args = ap.parse_args()
     if not args.data.exists():
         print(f"skipped: {args.data} is absent (the real CMU-MOSI transcripts live in ../shared/data/mosi/)")
@@ -111,6 +149,20 @@ def main() -> None:
         b, g = r["binary"], r["regression"]
         print(f"| {name} | {r['dim']} | {b['accuracy']:.2f} | {b['f1_weighted']:.2f} | {b['accuracy_nonzero']:.2f} | "
               f"{g['mae']:.3f} | {g['pearson_r']:.3f} |")
+    if not args.no_multilogue:
+        import tempfile
+
+        runs = multilogue(ds, args.extractors, args.seeds, Path(tempfile.mkdtemp(prefix="text-probe-")))
+        report["multilogue"] = runs
+        print(f"\n| Multilogue-Net on `import text` data (test videos, {len(args.seeds)} seeds) | binary accuracy | weighted F1 | MAE | Pearson r |")
+        print("|---|---|---|---|---|")
+        for name, tasks in runs.items():
+            def cell(task: str, key: str, fmt: str) -> str:
+                values = [r[key] for r in tasks[task]]
+                return f"{np.mean(values):{fmt}} ± {np.std(values):{fmt}}"
+
+            print(f"| {name} | {cell('binary', 'accuracy', '.2f')} | {cell('binary', 'f1_weighted', '.2f')} | "
+                  f"{cell('regression', 'mae', '.3f')} | {cell('regression', 'pearson_r', '.3f')} |")
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote {args.json}")

@@ -1,6 +1,9 @@
 """Self-describing checkpoints: format version, task, labels, model config, feature spec, state dict.
 
 Saved with torch.save (atomically) and loaded with weights_only=True: nothing but tensors and plain data.
+An ensemble checkpoint (`train --seeds`) holds the members' state dicts in `members` instead of one
+`state_dict`; it loads as a model.network.Ensemble. `half=True` stores floating-point weights as float16
+(half the size; they are cast back to float32 on load), for shipping.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import torch
 from data.errors import CheckpointError
 from data.fileio import atomic_path
 from model.config import ModelConfig
-from model.network import MultilogueNet
+from model.network import Ensemble, MultilogueNet
 from model.tasks import get_task
 
 CHECKPOINT_VERSION = 1
@@ -33,8 +36,30 @@ def make_checkpoint(model: MultilogueNet, task: str, emotion: str | None, featur
     }
 
 
-def save_checkpoint(ckpt: dict, path: str | Path) -> Path:
+def make_ensemble_checkpoint(members: list[dict], extra: dict | None = None) -> dict:
+    """One checkpoint from member checkpoints of the same task, config and feature spec (read_checkpoint dicts)."""
+    first = members[0]
+    for m in members[1:]:
+        for key in ("task", "emotion", "model_config", "feature_spec"):
+            if m.get(key) != first.get(key):
+                raise CheckpointError(f"{m.get('path')}: its {key} differs from {first.get('path')}'s; an ensemble needs members of one kind")
+    keep = {k: v for k, v in first.items() if k not in ("state_dict", "path", "train_config", "epoch")}
+    return {**keep, "members": [m["state_dict"] for m in members], **(extra or {})}
+
+
+def _half(state: dict) -> dict:
+    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def save_checkpoint(ckpt: dict, path: str | Path, half: bool = False) -> Path:
+    """Write atomically; `half` stores floating-point weights as float16 (cast back on load)."""
     path = Path(path)
+    if half:
+        ckpt = {**ckpt, "dtype": "float16"}
+        if "state_dict" in ckpt:
+            ckpt["state_dict"] = _half(ckpt["state_dict"])
+        if "members" in ckpt:
+            ckpt["members"] = [_half(sd) for sd in ckpt["members"]]
     with atomic_path(path) as tmp:
         torch.save(ckpt, tmp)
     return path
@@ -62,7 +87,7 @@ def read_checkpoint(path: str | Path) -> dict:
     except Exception as e:  # torch.load of a torn or foreign file fails in many ways
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: not a readable Multilogue checkpoint ({first}); pass a checkpoint.pt written by `cli.py train`") from e
-    if not isinstance(ckpt, dict) or "model_config" not in ckpt or "state_dict" not in ckpt:
+    if not isinstance(ckpt, dict) or "model_config" not in ckpt or ("state_dict" not in ckpt and "members" not in ckpt):
         raise CheckpointError(f"{path}: not a Multilogue checkpoint (no model_config/state_dict); pass a checkpoint.pt written by `cli.py train`")
     if ckpt.get("format_version", 0) > CHECKPOINT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format {ckpt['format_version']} is newer than this code ({CHECKPOINT_VERSION}); update Multilogue")
@@ -70,14 +95,21 @@ def read_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[MultilogueNet, dict]:
-    """Rebuild the model of a checkpoint, in eval mode on `device`. Returns (model, checkpoint dict)."""
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[MultilogueNet | Ensemble, dict]:
+    """Rebuild the model of a checkpoint (an Ensemble for an ensemble checkpoint), in eval mode on `device`.
+    Returns (model, checkpoint dict)."""
     ckpt = read_checkpoint(path)
-    model = MultilogueNet(ModelConfig.from_dict(ckpt["model_config"]))
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        raise CheckpointError(f"{ckpt['path']}: weights do not fit its own model config ({str(e).splitlines()[0]})") from e
+    config = ModelConfig.from_dict(ckpt["model_config"])
+    states = ckpt["members"] if "members" in ckpt else [ckpt["state_dict"]]
+    nets = []
+    for state in states:
+        net = MultilogueNet(config)
+        try:
+            net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        except RuntimeError as e:
+            raise CheckpointError(f"{ckpt['path']}: weights do not fit its own model config ({str(e).splitlines()[0]})") from e
+        nets.append(net)
+    model = Ensemble(nets) if "members" in ckpt else nets[0]
     return model.to(device).eval(), ckpt
 
 

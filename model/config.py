@@ -75,6 +75,7 @@ class TrainConfig:
     valid_ratio: float = 0.1
     patience: int = 10
     seed: int = 0
+    split_seed: int | None = None  # seed of the validation split; None: `seed` (members of an ensemble share one)
     device: str = "auto"
     normalize: bool = True
     modality_dropout: float = 0.0  # chance that a dialogue loses each modality in a training batch

@@ -339,6 +339,27 @@ class MultilogueNet(nn.Module):
         return out
 
 
+class Ensemble(nn.Module):
+    """Several MultilogueNets of one task and config (e.g. one per seed) used as one model: the mean of their
+    class probabilities (returned as log-probabilities), or of their sentiment scores.
+
+    forward takes the arguments of MultilogueNet.forward and returns the same shapes.
+    """
+
+    def __init__(self, members: list[MultilogueNet]):
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+        self.config = members[0].config
+
+    def forward(self, *inputs: torch.Tensor | None) -> torch.Tensor:
+        outs = torch.stack([m(*inputs) for m in self.members])
+        if get_task(self.config.task).regression:
+            return outs.mean(0)
+        return torch.logsumexp(outs, dim=0) - torch.log(torch.tensor(float(len(self.members)), dtype=outs.dtype))
+
+
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -84,7 +84,9 @@ def default_checkpoint() -> Path:
 
 
 def checkpoint_files(path: str | Path) -> list[Path]:
-    """The checkpoint file itself, or every checkpoint.pt under a folder (sorted). CheckpointError when none."""
+    """The checkpoint file itself, or the models in a folder (sorted): its own checkpoint.pt when it has one
+    (a run, or an ensemble whose members lie below it), else every checkpoint.pt below it that is not inside
+    another model's folder. CheckpointError when there is none."""
     path = Path(path)
     if path.is_file():
         return [path]
@@ -93,7 +95,8 @@ def checkpoint_files(path: str | Path) -> list[Path]:
     found = sorted(path.rglob(CHECKPOINT_NAME))
     if not found:
         raise CheckpointError(f"--checkpoint {path}: no {CHECKPOINT_NAME} in this folder or below; {TRAIN_HINT}")
-    return found
+    models = {f.parent for f in found}
+    return [f for f in found if not any(d in models for d in f.parent.parents)]
 
 
 def check_spec(ckpt: dict) -> dict[str, dict]:

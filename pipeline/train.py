@@ -202,7 +202,7 @@ def run_training(
     torch.manual_seed(tcfg.seed)
     np.random.seed(tcfg.seed)
 
-    train_ids, valid_ids = split_validation(ds["train"], tcfg.valid_ratio, tcfg.seed)
+    train_ids, valid_ids = split_validation(ds["train"], tcfg.valid_ratio, tcfg.seed if tcfg.split_seed is None else tcfg.split_seed)
     train_set = DialogueDataset(ds, train_ids, task, emotion)
     valid_set = DialogueDataset(ds, valid_ids, task, emotion)
     test_set = DialogueDataset(ds, ds["test"], task, emotion)

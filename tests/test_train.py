@@ -153,3 +153,53 @@ def test_modality_dropout_out_of_range_is_refused(tmp_path, capsys):
     assert cli.main(["train", "--task", "binary", "--data", str(data), "--out", str(tmp_path / "r"), "--modality-dropout", "1"]) == 2
     assert "--modality-dropout must be in [0, 1)" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_seed_ensemble_trains_saves_and_predicts_as_one_model(tmp_path, capsys):
+    """--seeds: one run per seed sharing a validation split, an ensemble checkpoint whose output is the mean
+    of the members' scores, evaluated as one model; half-precision saving keeps the outputs."""
+    from data.torchdata import DialogueDataset, collate
+    from model.checkpoint import read_checkpoint, save_checkpoint
+    from pipeline.predict import checkpoint_files
+
+    data = write_synthetic(tmp_path / "d.pkl", n_videos=24, seed=2)
+    out = tmp_path / "ens"
+    assert cli.main(["train", "--task", "regression", "--data", str(data), "--out", str(out), "--seeds", "3,4", "--epochs", "2",
+                     "--batch-size", "4", "--hidden-size", "8"]) == 0
+    assert "ensemble of 2 seeds" in capsys.readouterr().out
+    for s in (3, 4):
+        cfg = json.loads((out / f"seed-{s}" / "config.json").read_text())
+        assert cfg["train"]["seed"] == s and cfg["train"]["split_seed"] == 0 and cfg["model"]["d_hidden"] == 8
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["ensemble"] == [3, 4] and set(metrics["members"]) == {"3", "4"}
+    assert checkpoint_files(out) == [out / "checkpoint.pt"] and checkpoint_files(tmp_path) == [out / "checkpoint.pt"]
+    ens, _ = load_model(out / "checkpoint.pt")
+    members = [load_model(out / f"seed-{s}" / "checkpoint.pt")[0] for s in (3, 4)]
+    ds = synthetic_dataset(n_videos=24, seed=2)
+    batch = collate([DialogueDataset(ds, ds["test"], "regression")[i] for i in range(len(ds["test"]))])
+    with torch.no_grad():
+        expected = (members[0](*batch.inputs()) + members[1](*batch.inputs())) / 2
+        torch.testing.assert_close(ens(*batch.inputs()), expected)
+    (run,) = evaluate_runs(out, data)
+    assert run.metrics["mae"] == pytest.approx(metrics["test"]["mae"], rel=1e-5)
+    half = tmp_path / "half.pt"
+    save_checkpoint(read_checkpoint(out / "checkpoint.pt"), half, half=True)
+    raw = torch.load(half, weights_only=True)
+    assert raw["dtype"] == "float16" and all(v.dtype == torch.float16 for sd in raw["members"] for v in sd.values() if v.is_floating_point())
+    assert half.stat().st_size < (out / "checkpoint.pt").stat().st_size
+    small, _ = load_model(half)
+    with torch.no_grad():
+        torch.testing.assert_close(small(*batch.inputs()), expected, atol=2e-2, rtol=0)
+
+
+def test_emotion_class_ensemble_averages_probabilities(tmp_path):
+    from model.network import Ensemble, MultilogueNet
+    from model.config import ModelConfig
+
+    torch.manual_seed(0)
+    cfg = ModelConfig.for_task("emotion-class", 6, 5, 4, d_global=6, d_party=6, d_emotion=5, d_hidden=5)
+    nets = [MultilogueNet(cfg).eval() for _ in range(3)]
+    x = (torch.randn(2, 3, 6), torch.randn(2, 3, 5), torch.randn(2, 3, 4), torch.eye(2).repeat(2, 2, 1)[:, :3], torch.ones(2, 3, dtype=torch.bool))
+    with torch.no_grad():
+        probs = torch.stack([n(*x).exp() for n in nets]).mean(0)
+        torch.testing.assert_close(Ensemble(nets)(*x).exp(), probs)
