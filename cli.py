@@ -141,6 +141,7 @@ def add_import(sub) -> None:
     s.set_defaults(func=cmd_import_seed)
     add_import_csd(isub)
     add_import_text(isub)
+    add_import_corpora(isub)
 
 
 def cmd_import_seed(args) -> int:
@@ -247,6 +248,87 @@ def cmd_import_text(args) -> int:
           f"train {counts['train'][0]} / test {counts['test'][0]} videos), text {ds['meta']['features']['text']['name']} "
           f"{ds['meta']['features']['text']['dim']}-d, audio and visual absent")
     return 0
+
+
+def add_import_corpora(isub) -> None:
+    text_kw = dict(default="glove", choices=extractors.choices("text"), help="text extractor")
+    m = isub.add_parser("meld", help="MELD (multi-party dialogues from Friends; 7 emotions, 3 sentiments): its CSVs, and its clips if you have them",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                        description="Text only from the CSVs; with --clips (MELD.Raw's dia<D>_utt<U>.mp4) all three modalities. "
+                        "Emotion joy -> happiness, neutral -> no emotion; sentiment negative/neutral/positive -> -1/0/+1.")
+    m.add_argument("train", type=Path, nargs="+", help="CSVs for the train split, e.g. train_sent_emo.csv")
+    m.add_argument("--test", type=Path, nargs="*", default=[], help="CSVs for the test split, e.g. dev_sent_emo.csv")
+    m.add_argument("--clips", type=Path, default=None, help="folder of MELD's utterance clips (dia<D>_utt<U>.mp4)")
+    m.add_argument("-o", "--out", type=Path, required=True, help="dataset file to write")
+    m.add_argument("--text", **text_kw)
+    _add_media_options(m)
+    m.set_defaults(func=cmd_import_meld)
+    g = isub.add_parser("goemotions", help="GoEmotions (Reddit comments, Ekman's six + neutral): the folder of train/dev/test.tsv",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g.add_argument("folder", type=Path)
+    g.add_argument("-o", "--out", type=Path, required=True, help="dataset file to write")
+    g.add_argument("--text", **text_kw)
+    g.add_argument("--cache-dir", type=Path, default=None, help="text feature cache (default ~/.cache/multilogue/text-features)")
+    g.set_defaults(func=cmd_import_goemotions)
+    r = isub.add_parser("ravdess", help="RAVDESS acted emotional speech: the folder of Actor_*/ clips (emotion in the file name)",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                        description="Each clip is extracted like `extract` does (audio; the ASR transcribes the sentence); "
+                        "neutral and calm carry no emotion; the --test-actors form the test split.")
+    r.add_argument("folder", type=Path)
+    r.add_argument("-o", "--out", type=Path, required=True, help="dataset file to write")
+    r.add_argument("--test-actors", type=_seed_list, default=[19, 20], metavar="N,N", help="actors held out as the test split")
+    r.add_argument("--text", **text_kw)
+    _add_media_options(r)
+    r.set_defaults(func=cmd_import_ravdess)
+
+
+def _add_media_options(p) -> None:
+    for modality, flag, what in EXTRACTOR_FLAGS:
+        if modality != "text":
+            p.add_argument(flag, default=extractors.default_choice(modality), choices=extractors.choices(modality), help=what)
+    p.add_argument("--workers", type=int, default=None, help="extraction worker processes (default: all cores)")
+    p.add_argument("--cache-dir", type=Path, default=None, help="feature cache (default beside the output)")
+
+
+def cmd_import_meld(args) -> int:
+    from pipeline.corpora import import_meld
+
+    media = {"audio": args.audio_features, "visual": args.visual, "workers": args.workers}
+    ds = import_meld(args.train, args.out, test=args.test, clips=args.clips, text=args.text, cache_dir=args.cache_dir,
+                     extract_options=media, progress=_tqdm_progress("import", "step") if sys.stderr.isatty() else None)
+    _print_import(args.out, ds)
+    return 0
+
+
+def cmd_import_goemotions(args) -> int:
+    from pipeline.corpora import import_goemotions
+
+    ds = import_goemotions(args.folder, args.out, text=args.text, cache_dir=args.cache_dir,
+                           progress=_tqdm_progress("text features", "chunk") if sys.stderr.isatty() else None)
+    _print_import(args.out, ds)
+    return 0
+
+
+def cmd_import_ravdess(args) -> int:
+    from data.dataset import load_dataset
+    from pipeline.corpora import import_ravdess
+
+    report = import_ravdess(args.folder, args.out, test_actors=tuple(args.test_actors), text=args.text, audio=args.audio_features,
+                            visual=args.visual, workers=args.workers, cache_dir=args.cache_dir, progress=_tqdm_progress("extract", "clip"))
+    _print_import(args.out, load_dataset(report.out))
+    for f in report.failures:
+        print(f"  failed {f['clip']}: {f['reason']}", file=sys.stderr)
+    return 1 if report.failures else 0
+
+
+def _print_import(out: Path, ds: dict) -> None:
+    from data.dataset import presence_counts, split_counts
+
+    counts = split_counts(ds)
+    present = presence_counts(ds)
+    print(f"wrote {out}: {len(ds['ID'])} conversations, {counts['train'][1] + counts['test'][1]} utterances "
+          f"(train {counts['train'][0]} / test {counts['test'][0]} conversations); utterances with "
+          + ", ".join(f"{m} {c}" for m, c in present.items()))
 
 
 # ---------------------------------------------------------------- train / evaluate
