@@ -95,7 +95,7 @@ def multilogue(ds: dict, names: list[str], seeds: list[int], workdir: Path) -> d
                     w.writerow([v, spk, text, f"{lab:.4f}", split])
     out: dict = {}
     for name in names:
-        data = text_dataset(csv_path, build(name), cache_dir=workdir / "cache")
+        data = text_dataset(csv_path, build("text", name), cache_dir=workdir / "cache")
         for task in ("binary", "regression"):
             for seed in seeds:
                 t0 = time.time()
