@@ -338,7 +338,9 @@ def add_train(sub) -> None:
     p = sub.add_parser("train", help="train Multilogue-Net on a dataset", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--task", required=True, choices=TASKS)
     p.add_argument("--emotion", default=None, help=f"with --task emotion: one of {', '.join(EMOTIONS)}, or all")
-    p.add_argument("--data", type=Path, required=True, help="dataset file (ours or the seed's 9-tuple pickle)")
+    p.add_argument("--data", type=Path, required=True, nargs="+",
+                   help="dataset file (ours or the seed's 9-tuple pickle); several are trained on together (video ids prefixed "
+                   "with each file's name; a modality one of them lacks is absent there)")
     p.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.pt, metrics.json, config.json, curves.png, TensorBoard logs")
     p.add_argument("--epochs", type=int, default=None, help="default: the paper's (50 categorical, 100 regression)")
     p.add_argument("--lr", type=float, default=None, help="default: 1e-4")
@@ -361,6 +363,18 @@ def add_train(sub) -> None:
                    help="chance that a training dialogue loses each modality (all its utterances), so the model stays usable when one is missing; default 0")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out from its last epoch")
     p.set_defaults(func=cmd_train)
+
+
+def _training_data(paths: list[Path]):
+    """One dataset file as it is (loaded by the trainer), or several merged in memory."""
+    if len(paths) == 1:
+        return paths[0]
+    from data.dataset import load_dataset
+    from data.merge import merge_datasets
+
+    names = [p.stem for p in paths]
+    names = [n if names.count(n) == 1 else f"{n}{i}" for i, n in enumerate(names)]
+    return merge_datasets({n: load_dataset(p) for n, p in zip(names, paths)})
 
 
 def _seed_list(value: str) -> list[int]:
@@ -412,7 +426,7 @@ def cmd_train(args) -> int:
             title = f"{args.task} {name}: best epoch {metrics['best_epoch']} of {metrics['epochs_run']} (selected on validation)"
         print(format_metrics(metrics["test"], title=title + "\n test"))
 
-    results = run_plan(args.data, runs, ensembles, resume=args.resume, progress=_tqdm_progress("train", "batch"), on_done=report)
+    results = run_plan(_training_data(args.data), runs, ensembles, resume=args.resume, progress=_tqdm_progress("train", "batch"), on_done=report)
     top = {e.name: results[e.name] for e in ensembles} if ensembles else {r.name: results[r.name] for r in runs}
     if len(top) > 1:
         print(write_summary(top, args.out))

@@ -192,3 +192,24 @@ def test_feature_statistics_skip_absent_rows():
     assert torch.allclose(mean, torch.ones_like(mean)) and (std == 1).all()
     item = DialogueDataset(ds, ds["ID"][:1], "binary", modalities=["text", "visual"])[0]
     assert not item.present[:, 1].any() and item.present[:, 0].all()
+
+
+def test_merge_pads_missing_modalities_and_refuses_other_extractors():
+    from data.merge import merge_datasets
+
+    full = synthetic_dataset(n_videos=4, dims=(20, 12, 6), seed=1)
+    text_only = synthetic_dataset(n_videos=3, dims=(20, 0, 0), seed=2)
+    for m in ("audio", "visual"):
+        text_only["meta"]["features"][m] = {"name": "none", "params": {}, "dim": 0}
+    text_only["meta"]["features"]["text"] = full["meta"]["features"]["text"]
+    merged = merge_datasets({"a": full, "b": text_only})
+    assert merged["ID"][:1] == ["a/video_000"] and "b/video_002" in merged["ID"]
+    assert merged["train"] == [f"a/{v}" for v in full["train"]] + [f"b/{v}" for v in text_only["train"]]
+    v = "b/video_000"
+    assert merged["audio_feat"][v].shape == (len(merged["speakers"][v]), 12) and not merged["audio_feat"][v].any()
+    assert merged["present"][v][:, 0].all() and not merged["present"][v][:, 1:].any()
+    assert merged["present"]["a/video_000"].all()
+    np.testing.assert_array_equal(merged["text_feat"][v], text_only["text_feat"]["video_000"])
+    other = synthetic_dataset(n_videos=2, dims=(20, 12, 6), seed=9)  # same widths, another extractor's params
+    with pytest.raises(DatasetError, match="its text features come from synthetic"):
+        merge_datasets({"a": full, "c": other})
