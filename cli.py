@@ -138,6 +138,9 @@ def add_import(sub) -> None:
     s.add_argument("file", type=Path)
     s.add_argument("-o", "--out", type=Path, required=True, help="dataset file to write")
     s.add_argument("--label-column", default="sentiment", choices=("sentiment", *EMOTIONS), help="label column the seed's single label fills")
+    s.add_argument("--text-from-sentences", default=None, choices=extractors.choices("text"), metavar="EXTRACTOR",
+                   help="keep the sentences, labels, speakers and splits but not the pickle's features: text features from this "
+                   f"extractor ({', '.join(extractors.choices('text'))}), audio and visual absent (features a clip can give)")
     s.set_defaults(func=cmd_import_seed)
     add_import_csd(isub)
     add_import_text(isub)
@@ -148,7 +151,13 @@ def cmd_import_seed(args) -> int:
     from data.dataset import save_dataset, split_counts
     from data.seed import import_seed
 
+    if Path(args.out).resolve() == Path(args.file).resolve():
+        raise UserError(f"-o {args.out} is the input; write the dataset to a new file")
     ds = import_seed(args.file, column=args.label_column)
+    if args.text_from_sentences:
+        from pipeline.corpora import sentences_only
+
+        ds = sentences_only(ds, args.text_from_sentences, source=args.file)
     save_dataset(ds, args.out)
     counts = split_counts(ds)
     print(f"wrote {args.out}: {len(ds['ID'])} videos, train {counts['train'][0]} videos/{counts['train'][1]} utterances, test {counts['test'][0]}/{counts['test'][1]}")

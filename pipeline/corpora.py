@@ -204,6 +204,30 @@ def regroup(per_utt: dict, order: dict[str, list[str]], speakers: dict[str, list
     return ds
 
 
+# ------------------------------------------------------------------ sentences of any dataset
+def sentences_only(ds: dict, text: str, source: Any = "dataset", cache_dir: str | Path | None = None,
+                   progress: Progress | None = None) -> dict:
+    """A dataset's sentences, labels, speakers, timings and splits with text features recomputed by the text
+    extractor `text` and audio and visual absent: e.g. CMU-MOSI's transcripts from the seed pickle, whose own
+    features (extractors fit on its videos) no clip can reproduce."""
+    from extractors import build_extractor
+    from pipeline.import_text import TextCorpus, text_dataset
+
+    corpus = TextCorpus(Path(str(source)), has_split=True)
+    for vid in ds["ID"]:
+        labels = ds["labels"][vid]
+        utts = []
+        for i, (spk, sentence) in enumerate(zip(ds["speakers"][vid], ds["sentence_in_text"][vid])):
+            row = {c: float(v) for c, v in zip(LABEL_COLUMNS, labels[i]) if not np.isnan(v)}
+            utts.append({"line": i, "speaker": spk, "text": " ".join(str(sentence).split()), "start": None, "end": None, "labels": row})
+        corpus.utterances[vid] = utts
+    corpus.splits = {v: "train" for v in ds["train"]} | {v: "test" for v in ds["test"]}
+    out = text_dataset(corpus, build_extractor("text", text), cache_dir=cache_dir, progress=progress)
+    out["meta"]["timings"] = dict(ds["meta"].get("timings", {}))
+    out["meta"]["provenance"].update(sentences_of=str(source), original=ds["meta"].get("provenance", {}))
+    return out
+
+
 # ------------------------------------------------------------------ GoEmotions
 def import_goemotions(folder: str | Path, out: str | Path, *, text: str = "glove", cache_dir: str | Path | None = None,
                       progress: Progress | None = None, limit: int | None = None) -> dict:
