@@ -15,6 +15,8 @@ from pathlib import Path
 
 from data.dataset import EMOTIONS
 from data.errors import UserError
+from extractors.asr import DEFAULT as DEFAULT_ASR
+from extractors.asr import TRANSCRIBERS
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -72,6 +74,8 @@ def add_extract(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the train/test split")
     p.add_argument("--strict", action="store_true", help="stop at the first clip that fails")
     p.add_argument("--cache-dir", type=Path, default=None, help="per-clip feature cache (default: .cache/extract beside the output)")
+    p.add_argument("--asr", default=DEFAULT_ASR, choices=list(TRANSCRIBERS),
+                   help="transcriber for clips without a transcript (a transcript beside the clip always wins)")
     p.set_defaults(func=cmd_extract)
 
 
@@ -87,7 +91,7 @@ def cmd_extract(args) -> int:
             args.folder, args.out, audio="mfcc" if args.audio_features == "mfcc" else "opensmile", text=args.text,
             visual=args.visual, glove=args.glove, audio_features=args.audio_features, fps=args.fps, workers=args.workers,
             test_ratio=args.test_ratio, seed=args.seed, strict=args.strict, cache_dir=args.cache_dir,
-            pyfeat_weights=args.pyfeat_weights, progress=_tqdm_progress("extract", "clip"),
+            pyfeat_weights=args.pyfeat_weights, asr=args.asr, progress=_tqdm_progress("extract", "clip"),
         )
     except ClipFailed as e:
         print(f"error: --strict: stopped at {e.clip}: {e.reason}", file=sys.stderr)
@@ -99,7 +103,7 @@ def cmd_extract(args) -> int:
     if report.audio_only:
         print(f"audio-only (visual features are zeros): {len(report.audio_only)} clip(s)")
     if report.automatic_text:
-        print(f"automatic text (pocketsphinx, no transcript): {len(report.automatic_text)} clip(s)")
+        print(f"automatic text ({report.asr}, no transcript): {len(report.automatic_text)} clip(s)")
     if report.failures:
         print(f"{len(report.failures)} of {report.clips} clips failed (listed in {report.failures_path}):", file=sys.stderr)
         for f in report.failures:
@@ -279,10 +283,13 @@ def add_predict(sub) -> None:
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="checkpoint.pt, a run folder, or a folder of runs (e.g. a regression run and emotion runs); default: runs/demo")
     p.add_argument("--transcript", type=Path, default=None,
-                   help="transcript of the one clip (.csv .srt .vtt .txt); default: the one beside the clip, else pocketsphinx transcribes")
+                   help="transcript of the one clip (.csv .srt .vtt .txt); default: the one beside the clip, else the clip is transcribed (--asr)")
     p.add_argument("--format", default="table", choices=("table", "json", "csv"), help="output on stdout (default: table)")
     p.add_argument("--plot", type=Path, default=None, help="write a PNG of sentiment and emotions over each clip's timeline")
     p.add_argument("--pyfeat-weights", type=Path, default=None, help="folder with py-feat's weights, for checkpoints trained on --visual pyfeat")
+    p.add_argument("--asr", default=None, choices=list(TRANSCRIBERS),
+                   help=f"transcriber for clips without a transcript; default: the one the checkpoint's training data was "
+                        f"transcribed with ({DEFAULT_ASR} when it recorded none)")
     p.set_defaults(func=cmd_predict)
 
 
@@ -298,7 +305,7 @@ def cmd_predict(args) -> int:
     clips = collect_clips(args.clips)
     runtime = {"visual": {"weights_dir": str(args.pyfeat_weights)}} if args.pyfeat_weights is not None else None
     progress = _tqdm_progress("predict", "clip") if len(clips) > 1 and sys.stderr.isatty() else None
-    results = predict_clips(clips, args.checkpoint, transcript=args.transcript, runtime=runtime, progress=progress)
+    results = predict_clips(clips, args.checkpoint, transcript=args.transcript, runtime=runtime, asr=args.asr, progress=progress)
     print(FORMATTERS[args.format](results))
     if args.plot is not None:
         plot_predictions(results, args.plot)

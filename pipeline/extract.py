@@ -4,12 +4,14 @@
 
 For every clip found (recursively: mp4 mov mpg avi mkv webm, and audio-only wav mp3 flac m4a ogg):
 decode it once (extractors.media), find its utterances (extractors.transcripts: the transcript beside it,
-aligned or transcribed with pocketsphinx when needed), run the text, audio and visual extractors over the
-utterances, and cache the result. Clips run in parallel worker processes; each finished clip is cached in
-`cache_dir` under a key made of the clip's content hash, its transcript's content hash, the extractor specs
-and the frame rate, written atomically, so a rerun (or a run restarted after kill -9) only computes what is
-missing. Labels come from transcript CSVs and `labels.csv` (pipeline.labels); the split from labels.csv's
-`split` column, else by hash of (seed, video id) with `test_ratio`.
+force-aligned with pocketsphinx when its lines are untimed, or, without one, transcribed by the `asr`
+transcriber, Whisper tiny.en by default), run the text, audio and visual extractors over the utterances,
+and cache the result. Clips run in parallel worker processes; each finished clip is cached in `cache_dir`
+under a key made of the clip's content hash, its transcript's content hash, the extractor specs, the frame
+rate and, for a clip without transcript, the transcriber's spec, written atomically, so a rerun (or a run
+restarted after kill -9) only computes what is missing. Labels come from transcript CSVs and `labels.csv`
+(pipeline.labels); the split from labels.csv's `split` column, else by hash of (seed, video id) with
+`test_ratio`.
 
 A clip that cannot be used (corrupt, empty, no audio stream, unreadable, transcript not UTF-8 or timed past
 the clip's end, labels that match no utterance) is a failure: it is logged with its reason, listed in
@@ -41,6 +43,7 @@ import numpy as np
 from data.dataset import MODALITIES, empty_dataset, save_dataset
 from data.errors import ExtractionError, UserError
 from data.fileio import atomic_path, atomic_write_bytes
+from extractors.asr import DEFAULT as DEFAULT_ASR
 from extractors.base import Segment
 from pipeline.labels import LABELS_FILE, label_matrix, read_labels, split_videos
 
@@ -79,6 +82,7 @@ class ExtractReport:
     test: int = 0
     audio_only: list[str] = field(default_factory=list)
     automatic_text: list[str] = field(default_factory=list)
+    asr: str = ""  # the label of the transcriber that gave the automatic text, e.g. "whisper tiny.en"
     media_seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     wall_seconds: float = 0.0
@@ -219,10 +223,16 @@ def resource_fingerprint(specs: dict[str, dict]) -> dict[str, list]:
 
 
 def cache_key(clip_digest: str, transcript_digest: str | None, settings: dict, audio_only: bool) -> str:
-    """sha256 over everything that changes a clip's cached result."""
+    """sha256 over everything that changes a clip's cached result.
+
+    The transcriber's spec counts only for a clip without transcript: untimed lines are aligned by
+    pocketsphinx whatever `--asr` says. Clips with a transcript hash an empty spec, as before transcribers
+    had specs, so their cache entries stay valid.
+    """
     payload = {
         "version": CACHE_VERSION, "clip": clip_digest, "transcript": transcript_digest, "specs": settings["specs"],
-        "resources": settings.get("resources", {}), "fps": settings["fps"], "asr": settings["asr"], "audio_only": audio_only,
+        "resources": settings.get("resources", {}), "fps": settings["fps"],
+        "asr": settings["asr"] if transcript_digest is None else {}, "audio_only": audio_only,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -257,7 +267,7 @@ def process_clip(clip: str, audio_only: bool) -> dict:
 
     Returns {"status": "ok", "cached": bool, "result": {...}} or {"status": "failed", "reason": str}.
     result: text/audio/visual (n_utt, dim) float32, segments [[start, end, speaker, text, labels]],
-    info (transcript, format, timing, automatic_text), duration, audio_only, no_face, times per stage.
+    info (transcript, format, timing, automatic_text, asr), duration, audio_only, no_face, times per stage.
     """
     settings = _WORKER["settings"]
     try:
@@ -292,7 +302,7 @@ def process_clip(clip: str, audio_only: bool) -> dict:
 
 def _compute(clip: str, transcript: Path | None, audio_only: bool, settings: dict) -> dict:
     return extract_clip(clip, _worker_extractors(), fps=settings["fps"], transcript=transcript, audio_only=audio_only,
-                        asr_params=settings["asr"], threads=1 if _WORKER.get("single_thread") else 0)
+                        asr=settings["asr"], threads=1 if _WORKER.get("single_thread") else 0)
 
 
 def extract_clip(
@@ -302,18 +312,19 @@ def extract_clip(
     fps: float = 5.0,
     transcript: str | Path | None = None,
     audio_only: bool = False,
-    asr_params: dict | None = None,
+    asr: dict | None = None,
     threads: int = 0,
     segments: list[Segment] | None = None,
 ) -> dict:
     """One clip -> utterance segments and one feature row per utterance and modality (no cache).
 
     The per-clip step shared by `extract_folder` (in its workers) and `pipeline.predict`: decode the clip once,
-    place its utterances (`transcript`, else the transcript beside the clip, else pocketsphinx) unless
-    `segments` are given, then run each extractor of `extractors` (modality -> extractor) over them.
+    place its utterances (`transcript`, else the transcript beside the clip, else the transcriber of the spec
+    `asr`, None: Whisper tiny.en) unless `segments` are given, then run each extractor of `extractors`
+    (modality -> extractor) over them. threads: for ffmpeg and the transcriber (0: all cores).
 
     Returns {"text"|"audio"|"visual": (n_utt, dim) float32 finite, "segments": [[start, end, speaker, text,
-    labels]], "info": {transcript, format, timing, automatic_text}, "duration": seconds, "audio_only": bool,
+    labels]], "info": {transcript, format, timing, automatic_text, asr}, "duration": seconds, "audio_only": bool,
     "no_face": utterances without a face, "times": seconds per stage (decode, segments, text, audio, visual)}.
     Raises ExtractionError (NoAudioError without an audio stream) naming the clip and the fix.
     """
@@ -334,9 +345,9 @@ def extract_clip(
     audio_only = audio_only or (want_video and not has_video)
     t = time.perf_counter()
     if segments is None:
-        segments, info = place_segments(clip, media, transcript, asr_params=asr_params or {})
+        segments, info = place_segments(clip, media, transcript, asr=asr, threads=threads)
     else:
-        info = {"transcript": None, "format": None, "timing": "given", "automatic_text": False}
+        info = {"transcript": None, "format": None, "timing": "given", "automatic_text": False, "asr": None}
     times["segments"] = time.perf_counter() - t
     result: dict[str, Any] = {}
     for m in MODALITIES:
@@ -456,9 +467,13 @@ def extract_folder(
     strict: bool = False,
     cache_dir: str | Path | None = None,
     pyfeat_weights: str | Path | None = None,
+    asr: str = DEFAULT_ASR,
     progress: Progress | None = None,
 ) -> ExtractReport:
     """Extract every clip under `folder` into the dataset file `out` (written atomically).
+
+    asr: the transcriber (a name in extractors.asr.TRANSCRIBERS) for clips without a transcript; its spec is
+    recorded in meta["features"]["asr"], so predict transcribes the same way.
 
     Returns an ExtractReport; failures.json is written beside `out` in every run (an empty list when all
     clips worked). Raises UserError for bad arguments or a malformed labels.csv, ClipFailed with
@@ -494,13 +509,18 @@ def extract_folder(
     glove_cache = Path(cache_dir) if user_cache_dir is not None else None
     choices = extractor_choices(text, audio, visual, glove=glove, audio_features=audio_features, pyfeat_weights=pyfeat_weights, cache_dir=glove_cache, fps=fps)
     extractors = build_extractors(choices)  # fails fast on a bad choice, before any clip runs
+    from extractors import asr as transcribers
     from extractors.base import spec_of
 
+    try:
+        transcriber = transcribers.build_transcriber(asr)  # fails fast too; workers load the model itself
+    except ValueError as e:
+        raise UserError(str(e)) from e
     specs = {m: spec_of(ex) for m, ex in extractors.items()}
-    settings = {"choices": choices, "specs": specs, "resources": resource_fingerprint(specs), "fps": float(fps), "asr": {},
-                "cache_dir": str(cache_dir)}
+    settings = {"choices": choices, "specs": specs, "resources": resource_fingerprint(specs), "fps": float(fps),
+                "asr": transcribers.spec_of(transcriber), "cache_dir": str(cache_dir)}
     jobs = [(str(c), c.suffix.lower() in AUDIO_SUFFIXES) for c in clips]
-    report = ExtractReport(out=None, failures_path=failures_path, clips=len(clips))
+    report = ExtractReport(out=None, failures_path=failures_path, clips=len(clips), asr=transcriber.label)
     results: dict[str, dict] = {}
     stage = {s: 0.0 for s in STAGES}
     names = [c.relative_to(folder).as_posix() for c in clips]
@@ -543,7 +563,7 @@ def extract_folder(
         raise ExtractionError(f"{folder}: none of the {len(clips)} clips could be used; see {failures_path}")
 
     vids = [ids[c] for c in clips if ids[c] in results]
-    ds = _assemble(vids, results, specs, folder, clips, ids, labels, test_ratio, seed, fps)
+    ds = _assemble(vids, results, {**specs, "asr": settings["asr"]}, folder, clips, ids, labels, test_ratio, seed, fps)
     ds["meta"]["failures"] = list(report.failures)
     save_dataset(ds, out)
     report.out = out
@@ -567,7 +587,8 @@ def _write_failures(path: Path, failures: list[dict]) -> None:
 
 
 def _assemble(vids: list[str], results: dict, specs: dict, folder: Path, clips: list[Path], ids: dict, labels, test_ratio: float, seed: int, fps: float) -> dict:
-    """The dataset dict of data/dataset.py from the per-clip results."""
+    """The dataset dict of data/dataset.py from the per-clip results. specs: modality -> extractor spec, and
+    "asr" -> the transcriber's spec; meta["automatic_text"] maps each transcribed video to the transcriber's label."""
     files = {ids[c]: c.relative_to(folder).as_posix() for c in clips}
     provenance = {
         "tool": "cli.py extract", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -576,7 +597,7 @@ def _assemble(vids: list[str], results: dict, specs: dict, folder: Path, clips: 
         "test_ratio": float(test_ratio), "seed": int(seed), "clips": {},
     }
     ds = empty_dataset(features=specs, provenance=provenance)
-    ds["meta"].update(automatic_text=[], audio_only=[], no_face={})
+    ds["meta"].update(automatic_text={}, audio_only=[], no_face={})
     for vid in vids:
         res = results[vid]
         segs = res["segments"]
@@ -593,7 +614,7 @@ def _assemble(vids: list[str], results: dict, specs: dict, folder: Path, clips: 
             "transcript": info.get("transcript"), "timing": info.get("timing"),
         }
         if info.get("automatic_text"):
-            ds["meta"]["automatic_text"].append(vid)
+            ds["meta"]["automatic_text"][vid] = str(info.get("asr") or "unknown")
         if res["audio_only"]:
             ds["meta"]["audio_only"].append(vid)
         if res.get("no_face"):
