@@ -16,6 +16,8 @@ from pathlib import Path
 import extractors  # the registry only: extractor modules load when an extractor is built
 from data.dataset import EMOTIONS
 from data.errors import UserError
+from extractors.asr import DEFAULT as DEFAULT_ASR
+from extractors.asr import TRANSCRIBERS
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -98,6 +100,8 @@ def add_extract(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the train/test split")
     p.add_argument("--strict", action="store_true", help="stop at the first clip that fails")
     p.add_argument("--cache-dir", type=Path, default=None, help="per-clip feature cache (default: .cache/extract beside the output)")
+    p.add_argument("--asr", default=DEFAULT_ASR, choices=list(TRANSCRIBERS),
+                   help="transcriber for clips without a transcript (a transcript beside the clip always wins)")
     p.set_defaults(func=cmd_extract)
 
 
@@ -109,7 +113,7 @@ def cmd_extract(args) -> int:
         report = extract_folder(
             args.folder, args.out, text=args.text, audio=args.audio_features, visual=args.visual, fps=args.fps,
             workers=args.workers, test_ratio=args.test_ratio, seed=args.seed, strict=args.strict, cache_dir=args.cache_dir,
-            progress=_tqdm_progress("extract", "clip"), **options,
+            asr=args.asr, progress=_tqdm_progress("extract", "clip"), **options,
         )
     except ClipFailed as e:
         print(f"error: --strict: stopped at {e.clip}: {e.reason}", file=sys.stderr)
@@ -121,7 +125,7 @@ def cmd_extract(args) -> int:
     if report.audio_only:
         print(f"audio-only (visual features are zeros): {len(report.audio_only)} clip(s)")
     if report.automatic_text:
-        print(f"automatic text (pocketsphinx, no transcript): {len(report.automatic_text)} clip(s)")
+        print(f"automatic text ({report.asr}, no transcript): {len(report.automatic_text)} clip(s)")
     if report.failures:
         print(f"{len(report.failures)} of {report.clips} clips failed (listed in {report.failures_path}):", file=sys.stderr)
         for f in report.failures:
@@ -505,7 +509,7 @@ def add_predict(sub) -> None:
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="checkpoint.pt, a run folder, or a folder of runs (e.g. a regression run and emotion runs); default: runs/demo")
     p.add_argument("--transcript", type=Path, default=None,
-                   help="transcript of the one clip (.csv .srt .vtt .txt); default: the one beside the clip, else pocketsphinx transcribes")
+                   help="transcript of the one clip (.csv .srt .vtt .txt); default: the one beside the clip, else the clip is transcribed (--asr)")
     p.add_argument("--format", default="table", choices=("table", "json", "csv"), help="output on stdout (default: table)")
     p.add_argument("--plot", type=Path, default=None, help="write a PNG of sentiment and emotions over each clip's timeline")
     for modality, name, opt in extractors.extractor_options():
@@ -513,6 +517,9 @@ def add_predict(sub) -> None:
             p.add_argument(opt.flag, type=Path, default=None, help=f"{opt.help}; for checkpoints trained with {_flag(modality)} {name}")
     p.add_argument("--modalities", type=_modalities, default=None, metavar="LIST",
                    help="use only these modalities, e.g. text,audio: the others are not extracted and count as absent (default: all three)")
+    p.add_argument("--asr", default=None, choices=list(TRANSCRIBERS),
+                   help=f"transcriber for clips without a transcript; default: the one the checkpoint's training data was "
+                        f"transcribed with ({DEFAULT_ASR} when it recorded none)")
     p.set_defaults(func=cmd_predict)
 
 
@@ -539,7 +546,7 @@ def cmd_predict(args) -> int:
     clips = collect_clips(args.clips)
     runtime = _runtime_settings(args)
     progress = _tqdm_progress("predict", "clip") if len(clips) > 1 and sys.stderr.isatty() else None
-    results = predict_clips(clips, args.checkpoint, transcript=args.transcript, runtime=runtime or None, progress=progress,
+    results = predict_clips(clips, args.checkpoint, transcript=args.transcript, runtime=runtime or None, asr=args.asr, progress=progress,
                             modalities=args.modalities)
     print(FORMATTERS[args.format](results))
     if args.plot is not None:

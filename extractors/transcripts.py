@@ -9,7 +9,7 @@ A clip `talk.mp4` may have, beside it with the same stem, one of (searched in th
     talk.vtt   WebVTT: each cue is one utterance; `<v Name>` names the speaker.
     talk.txt   one utterance per line. Lines of the form `start<TAB>end<TAB>text` (Audacity labels)
                are timed; plain lines are not: one plain line spans the whole clip, several are aligned
-               to the audio with pocketsphinx (extractors.asr).
+               to the audio with pocketsphinx (extractors.asr_pocketsphinx).
 
 In .srt, .vtt and .txt a `NAME:` prefix (at most three words, up to 32 characters) names the speaker.
 A cue or line without a name keeps the previous speaker ("A" before any name is seen). Markup
@@ -295,26 +295,31 @@ def check_timings(segments: list[Segment], duration: float, source: Any) -> list
     return segments
 
 
-def place_segments(clip: str | Path, media, transcript_path: str | Path | None = None, *, asr_params: dict | None = None) -> tuple[list[Segment], dict]:
+def place_segments(clip: str | Path, media, transcript_path: str | Path | None = None, *, asr: dict | None = None,
+                   threads: int = 0) -> tuple[list[Segment], dict]:
     """The utterance segments of a decoded clip, and how they were obtained.
 
     Timed transcripts are checked against `media.duration`; one untimed line spans the whole clip;
-    several untimed lines are aligned with pocketsphinx; no transcript means automatic transcription.
-    Returns (segments, info) where info = {"transcript": name or None, "format", "timing":
-    "transcript" | "whole_clip" | "aligned" | "proportional" | "asr", "automatic_text": bool}.
+    several untimed lines are force-aligned with pocketsphinx; no transcript means automatic
+    transcription by the transcriber the spec `asr` describes ({"name", "params"}; None: the default,
+    Whisper tiny.en) with `threads` CPU threads (0: all cores). When it finds no speech the clip is one
+    utterance with empty text. Returns (segments, info) where info = {"transcript": name or None,
+    "format", "timing": "transcript" | "whole_clip" | "aligned" | "vad" | "proportional" | "asr",
+    "automatic_text": bool, "asr": the transcriber's label (e.g. "whisper tiny.en") or None}.
     """
     clip = Path(clip)
     path = Path(transcript_path) if transcript_path else find_transcript(clip)
     if path is None:
-        from extractors.asr import transcribe
+        from extractors.asr import transcriber_from_spec
 
-        log.warning("%s: no transcript (.csv/.srt/.vtt/.txt) beside it; transcribing with pocketsphinx (automatic text)", clip.name)
-        segments = transcribe(media.audio, media.sample_rate, **(asr_params or {}))
+        transcriber = transcriber_from_spec(asr, threads=threads)
+        log.warning("%s: no transcript (.csv/.srt/.vtt/.txt) beside it; transcribing with %s (automatic text)", clip.name, transcriber.label)
+        segments = transcriber.transcribe(media.audio, media.sample_rate)
         if not segments:
             segments = [Segment(0.0, media.duration, DEFAULT_SPEAKER, "")]
-        return segments, {"transcript": None, "format": None, "timing": "asr", "automatic_text": True}
+        return segments, {"transcript": None, "format": None, "timing": "asr", "automatic_text": True, "asr": transcriber.label}
     tr = read_transcript(path)
-    info = {"transcript": path.name, "format": tr.fmt, "timing": "transcript", "automatic_text": False}
+    info = {"transcript": path.name, "format": tr.fmt, "timing": "transcript", "automatic_text": False, "asr": None}
     if tr.timed:
         return check_timings(tr.segments, media.duration, path), info
     if len(tr.segments) == 1:
@@ -322,7 +327,7 @@ def place_segments(clip: str | Path, media, transcript_path: str | Path | None =
         seg.start, seg.end = 0.0, media.duration
         info["timing"] = "whole_clip"
         return tr.segments, info
-    from extractors.asr import align_lines
+    from extractors.asr_pocketsphinx import align_lines
 
     spans, method = align_lines(media.audio, media.sample_rate, [s.text for s in tr.segments])
     for seg, (start, end) in zip(tr.segments, spans):

@@ -2,14 +2,16 @@
 
 Workers are forked from that server, so what is loaded here is loaded once and shared (copy-on-write) by
 every worker instead of being loaded by each: the heavy imports (torch through spaCy's thinc, spaCy,
-gensim, mediapipe, openSMILE, pocketsphinx) and the text extractor's vectors or model, which are by far the
-slowest part of a worker's start (GloVe 6B: ~2 s and ~300 MB per worker otherwise; MiniLM: ~5 s and ~440 MB
-with sentence-transformers), and the pocketsphinx decoders.
+gensim, mediapipe, openSMILE, pocketsphinx, faster-whisper and CTranslate2) and the text extractor's vectors or
+model, which are by far the slowest part of a worker's start (GloVe 6B: ~2 s and ~300 MB per worker otherwise;
+MiniLM: ~5 s and ~440 MB with sentence-transformers), and the pocketsphinx decoders.
 
 Forking afterwards must be safe, so nothing here may leave a thread pool behind. torch is the one that would:
 its OpenMP pool starts at the first parallel op and does not survive fork (a child that then runs torch with
 more than one thread hangs; measured with MiniLM). The server sets torch to one thread before warming, so the
-warm-up encode runs inline and no pool exists; workers run one thread each anyway. The text extractor to
+warm-up encode runs inline and no pool exists; workers run one thread each anyway. The Whisper model is not
+loaded here either, since CTranslate2 starts its compute threads when a model loads: each worker loads it on
+its first clip without a transcript (~0.3 s). The text extractor to
 warm comes from the environment variable set by the parent while it starts the server; any failure only
 costs the speed-up.
 """
@@ -34,13 +36,14 @@ def warm(choices: dict) -> None:
     except ImportError:
         pass
 
-    for module in ("numpy", "opensmile", "pocketsphinx", "ffmpeg", "mediapipe", "ai_edge_litert.interpreter"):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before faster_whisper imports huggingface_hub
+    for module in ("numpy", "opensmile", "pocketsphinx", "ffmpeg", "mediapipe", "ai_edge_litert.interpreter", "faster_whisper"):
         try:
             importlib.import_module(module)
         except Exception:  # an optional backend that is missing: the worker reports it if it is needed
             pass
     try:  # pocketsphinx decoders (plain C state, no threads): ~0.25 s each per worker otherwise
-        from extractors.asr import _make_decoder
+        from extractors.asr_pocketsphinx import _make_decoder
 
         _make_decoder("align")
         _make_decoder("asr")

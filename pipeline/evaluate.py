@@ -80,6 +80,9 @@ def evaluate_runs(checkpoint: str | Path, data: str | Path, *, split: str = "aut
             check_features(ckpt, _dims(ds), ds["meta"].get("features", {}), data)
         else:
             spec = check_spec(ckpt)
+            recorded_asr = (ckpt.get("feature_spec") or {}).get("asr")
+            if isinstance(recorded_asr, dict):
+                spec["asr"] = recorded_asr
             key = json.dumps(spec, sort_keys=True, default=str)
             if key not in built:
                 built[key] = _featurise(kind, data, spec, f, runtime, workers, cache_dir, progress)
@@ -126,7 +129,8 @@ def _featurise(kind: str, data: Path, spec: dict[str, dict], source: Path, runti
 
     choices = {m: (s["name"], {**s["params"], **(runtime or {}).get(m, {})}) for m, s in spec.items() if m in MODALITIES}
     with tempfile.TemporaryDirectory(prefix="multilogue-evaluate-") as tmp:
-        report = extract_folder(data, Path(tmp) / "data.pkl", choices=choices, fps=float(spec["visual"]["params"].get("fps", 5.0)),
+        asr = {"asr": spec["asr"]} if isinstance(spec.get("asr"), dict) else {}  # transcribe as the training data was
+        report = extract_folder(data, Path(tmp) / "data.pkl", choices=choices, fps=float(spec["visual"]["params"].get("fps", 5.0)), **asr,
                                 all_test=True, workers=workers, progress=progress,
                                 cache_dir=EXTRACT_CACHE if cache_dir is None else Path(cache_dir) / "extract")
         for failure in report.failures:  # the clips that worked are still scored

@@ -4,12 +4,14 @@
 
 For every clip found (recursively: mp4 mov mpg avi mkv webm, and audio-only wav mp3 flac m4a ogg):
 decode it once (extractors.media), find its utterances (extractors.transcripts: the transcript beside it,
-aligned or transcribed with pocketsphinx when needed), run the text, audio and visual extractors over the
-utterances, and cache the result. Clips run in parallel worker processes; each finished clip is cached in
-`cache_dir` under a key made of the clip's content hash, its transcript's content hash, the extractor specs
-and the frame rate, written atomically, so a rerun (or a run restarted after kill -9) only computes what is
-missing. Labels come from transcript CSVs and `labels.csv` (pipeline.labels); the split from labels.csv's
-`split` column, else by hash of (seed, video id) with `test_ratio`.
+force-aligned with pocketsphinx when its lines are untimed, or, without one, transcribed by the `asr`
+transcriber, Whisper tiny.en by default), run the text, audio and visual extractors over the utterances,
+and cache the result. Clips run in parallel worker processes; each finished clip is cached in `cache_dir`
+under a key made of the clip's content hash, its transcript's content hash, the extractor specs, the frame
+rate and, for a clip without transcript, the transcriber's spec, written atomically, so a rerun (or a run
+restarted after kill -9) only computes what is missing. Labels come from transcript CSVs and `labels.csv`
+(pipeline.labels); the split from labels.csv's `split` column, else by hash of (seed, video id) with
+`test_ratio`.
 
 A clip that cannot be used (corrupt, empty, no audio stream, unreadable, transcript not UTF-8 or timed past
 the clip's end, labels that match no utterance) is a failure: it is logged with its reason, listed in
@@ -42,6 +44,7 @@ import numpy as np
 from data.dataset import MODALITIES, PRESENT, empty_dataset, save_dataset
 from data.errors import ExtractionError, UserError
 from data.fileio import atomic_path, atomic_write_bytes
+from extractors.asr import DEFAULT as DEFAULT_ASR
 from extractors.base import NoFeatures, Segment  # NoFeatures: still importable from here
 from pipeline.labels import LABELS_FILE, label_matrix, read_labels, split_videos
 
@@ -80,6 +83,7 @@ class ExtractReport:
     test: int = 0
     audio_only: list[str] = field(default_factory=list)
     automatic_text: list[str] = field(default_factory=list)
+    asr: str = ""  # the label of the transcriber that gave the automatic text, e.g. "whisper tiny.en"
     media_seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     wall_seconds: float = 0.0
@@ -226,10 +230,16 @@ def resource_fingerprint(specs: dict[str, dict]) -> dict[str, list]:
 
 
 def cache_key(clip_digest: str, transcript_digest: str | None, settings: dict, audio_only: bool) -> str:
-    """sha256 over everything that changes a clip's cached result."""
+    """sha256 over everything that changes a clip's cached result.
+
+    The transcriber's spec counts only for a clip without transcript: untimed lines are aligned by
+    pocketsphinx whatever `--asr` says. Clips with a transcript hash an empty spec, as before transcribers
+    had specs, so their cache entries stay valid.
+    """
     payload = {
         "version": CACHE_VERSION, "clip": clip_digest, "transcript": transcript_digest, "specs": settings["specs"],
-        "resources": settings.get("resources", {}), "fps": settings["fps"], "asr": settings["asr"], "audio_only": audio_only,
+        "resources": settings.get("resources", {}), "fps": settings["fps"],
+        "asr": settings["asr"] if transcript_digest is None else {}, "audio_only": audio_only,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -268,7 +278,7 @@ def process_clip(clip: str, audio_only: bool) -> dict:
 
     Returns {"status": "ok", "cached": bool, "result": {...}} or {"status": "failed", "reason": str}.
     result: text/audio/visual (n_utt, dim) float32, segments [[start, end, speaker, text, labels]],
-    info (transcript, format, timing, automatic_text), duration, audio_only, no_face, times per stage.
+    info (transcript, format, timing, automatic_text, asr), duration, audio_only, no_face, times per stage.
     """
     settings = _WORKER["settings"]
     try:
@@ -303,7 +313,7 @@ def process_clip(clip: str, audio_only: bool) -> dict:
 
 def _compute(clip: str, transcript: Path | None, audio_only: bool, settings: dict) -> dict:
     return extract_clip(clip, _worker_extractors(), fps=settings["fps"], transcript=transcript, audio_only=audio_only,
-                        asr_params=settings["asr"], threads=1 if _WORKER.get("single_thread") else 0)
+                        asr=settings["asr"], threads=1 if _WORKER.get("single_thread") else 0)
 
 
 def extract_clip(
@@ -313,18 +323,19 @@ def extract_clip(
     fps: float = 5.0,
     transcript: str | Path | None = None,
     audio_only: bool = False,
-    asr_params: dict | None = None,
+    asr: dict | None = None,
     threads: int = 0,
     segments: list[Segment] | None = None,
 ) -> dict:
     """One clip -> utterance segments and one feature row per utterance and modality (no cache).
 
     The per-clip step shared by `extract_folder` (in its workers) and `pipeline.predict`: decode the clip once,
-    place its utterances (`transcript`, else the transcript beside the clip, else pocketsphinx) unless
-    `segments` are given, then run each extractor of `extractors` (modality -> extractor) over them.
+    place its utterances (`transcript`, else the transcript beside the clip, else the transcriber of the spec
+    `asr`, None: Whisper tiny.en) unless `segments` are given, then run each extractor of `extractors`
+    (modality -> extractor) over them. threads: for ffmpeg and the transcriber (0: all cores).
 
     Returns {"text"|"audio"|"visual": (n_utt, dim) float32 finite, "present": (n_utt, 3) bool, "segments":
-    [[start, end, speaker, text, labels]], "info": {transcript, format, timing, automatic_text}, "duration":
+    [[start, end, speaker, text, labels]], "info": {transcript, format, timing, automatic_text, asr}, "duration":
     seconds, "audio_only": bool, "no_face": utterances without a face, "times": seconds per stage (decode,
     segments, text, audio, visual)}. An extractor marks an utterance whose modality is absent (no face, no
     words) with a row of NaN; here that becomes a zero row with `present` False. `extractors` may leave a
@@ -350,9 +361,9 @@ def extract_clip(
     audio_only = audio_only or (want_video and not has_video)
     t = time.perf_counter()
     if segments is None:
-        segments, info = place_segments(clip, media, transcript, asr_params=asr_params or {})
+        segments, info = place_segments(clip, media, transcript, asr=asr, threads=threads)
     else:
-        info = {"transcript": None, "format": None, "timing": "given", "automatic_text": False}
+        info = {"transcript": None, "format": None, "timing": "given", "automatic_text": False, "asr": None}
     times["segments"] = time.perf_counter() - t
     n = len(segments)
     result: dict[str, Any] = {}
@@ -481,6 +492,7 @@ def extract_folder(
     seed: int = 0,
     strict: bool = False,
     cache_dir: str | Path | None = None,
+    asr: str | dict = DEFAULT_ASR,
     progress: Progress | None = None,
     audio_features: str | None = None,
     choices: dict[str, tuple[str, dict]] | None = None,
@@ -494,6 +506,8 @@ def extract_folder(
     pyfeat_weights=DIR), see extractor_choices. `choices` instead gives modality -> (registry name, params)
     directly, e.g. from a checkpoint's feature spec (`evaluate` on a folder of clips). `all_test` puts every
     video without a split in labels.csv in the test split (data a model is scored on, not trained on).
+    asr: the transcriber (a name in extractors.asr.TRANSCRIBERS, or a recorded spec) for clips without a
+    transcript; its spec is recorded in meta["features"]["asr"], so predict transcribes the same way.
 
     Returns an ExtractReport; failures.json is written beside `out` in every run (an empty list when all
     clips worked). Raises UserError for bad arguments or a malformed labels.csv, ClipFailed with
@@ -530,14 +544,20 @@ def extract_folder(
     if choices is None:
         choices = extractor_choices(text, audio_features or audio, visual, fps=fps, cache_dir=resource_cache, **options)
     extractors = build_extractors(choices)  # fails fast on a bad choice, before any clip runs
+    from extractors import asr as transcribers
     from extractors.base import REGISTRY, spec_of
 
+    try:
+        # fails fast too; workers load the model itself
+        transcriber = transcribers.transcriber_from_spec(asr, source=folder) if isinstance(asr, dict) else transcribers.build_transcriber(asr)
+    except ValueError as e:
+        raise UserError(str(e)) from e
     specs = {m: spec_of(ex) for m, ex in extractors.items()}
     factories = {m: (name, REGISTRY[m][name]) for m, (name, _) in choices.items() if name in REGISTRY[m]}
-    settings = {"choices": choices, "specs": specs, "resources": resource_fingerprint(specs), "fps": float(fps), "asr": {},
-                "cache_dir": str(cache_dir), "factories": factories}
+    settings = {"choices": choices, "specs": specs, "resources": resource_fingerprint(specs), "fps": float(fps),
+                "asr": transcribers.spec_of(transcriber), "cache_dir": str(cache_dir), "factories": factories}
     jobs = [(str(c), c.suffix.lower() in AUDIO_SUFFIXES) for c in clips]
-    report = ExtractReport(out=None, failures_path=failures_path, clips=len(clips))
+    report = ExtractReport(out=None, failures_path=failures_path, clips=len(clips), asr=transcriber.label)
     results: dict[str, dict] = {}
     stage = {s: 0.0 for s in STAGES}
     names = [c.relative_to(folder).as_posix() for c in clips]
@@ -580,7 +600,7 @@ def extract_folder(
         raise ExtractionError(f"{folder}: none of the {len(clips)} clips could be used; see {failures_path}")
 
     vids = [ids[c] for c in clips if ids[c] in results]
-    ds = _assemble(vids, results, specs, folder, clips, ids, labels, test_ratio, seed, fps, all_test)
+    ds = _assemble(vids, results, {**specs, "asr": settings["asr"]}, folder, clips, ids, labels, test_ratio, seed, fps, all_test)
     ds["meta"]["failures"] = list(report.failures)
     save_dataset(ds, out)
     report.out = out
@@ -605,7 +625,8 @@ def _write_failures(path: Path, failures: list[dict]) -> None:
 
 def _assemble(vids: list[str], results: dict, specs: dict, folder: Path, clips: list[Path], ids: dict, labels, test_ratio: float, seed: int,
               fps: float, all_test: bool = False) -> dict:
-    """The dataset dict of data/dataset.py from the per-clip results."""
+    """The dataset dict of data/dataset.py from the per-clip results. specs: modality -> extractor spec, and
+    "asr" -> the transcriber's spec; meta["automatic_text"] maps each transcribed video to the transcriber's label."""
     files = {ids[c]: c.relative_to(folder).as_posix() for c in clips}
     provenance = {
         "tool": "cli.py extract", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -614,7 +635,7 @@ def _assemble(vids: list[str], results: dict, specs: dict, folder: Path, clips: 
         "test_ratio": float(test_ratio), "seed": int(seed), "clips": {},
     }
     ds = empty_dataset(features=specs, provenance=provenance)
-    ds["meta"].update(automatic_text=[], audio_only=[], no_face={})
+    ds["meta"].update(automatic_text={}, audio_only=[], no_face={})
     for vid in vids:
         res = results[vid]
         segs = res["segments"]
@@ -632,7 +653,7 @@ def _assemble(vids: list[str], results: dict, specs: dict, folder: Path, clips: 
             "transcript": info.get("transcript"), "timing": info.get("timing"),
         }
         if info.get("automatic_text"):
-            ds["meta"]["automatic_text"].append(vid)
+            ds["meta"]["automatic_text"][vid] = str(info.get("asr") or "unknown")
         if res["audio_only"]:
             ds["meta"]["audio_only"].append(vid)
         if res.get("no_face"):

@@ -11,8 +11,10 @@ Preprocess, forward, postprocess:
    params); a spec that cannot be reproduced from a clip (features imported from .csd files or seed
    pickles, an extractor this installation lacks, different dims) raises CheckpointError in one line.
 2. Per clip, `pipeline.extract.extract_clip` (the code `cli.py extract` runs) decodes the clip, places its
-   utterances (the transcript given or found beside the clip, else pocketsphinx) and extracts features:
-   once per distinct feature spec, the utterances of the first reused by the others.
+   utterances (the transcript given or found beside the clip, else automatic transcription) and extracts
+   features: once per distinct feature spec, the utterances of the first reused by the others. The
+   transcriber is the one the checkpoint's training data was transcribed with (its feature spec's "asr"
+   entry; Whisper tiny.en when it has none), or `asr` when given (a warning says when that differs).
 3. Each model runs on its spec's features as one dialogue, (1, T, d) per modality.
 4. The outputs are merged per utterance:
    - sentiment: the regression model's score in [-3, 3]; None without a regression checkpoint (a
@@ -21,7 +23,7 @@ Preprocess, forward, postprocess:
      the sign of sentiment (>= 0 is positive, the rule the binary task is trained on); None with neither;
    - emotions: {emotion: probability that it is present} from each emotion checkpoint.
 
-A clip with no speech (pocketsphinx finds none and no transcript is given, or no audio stream) gives a
+A clip with no speech (the transcriber finds none and no transcript is given, or no audio stream) gives a
 result with no utterances and a `note`; a clip that cannot be read gives a result with an `error`, and the
 other clips still run.
 """
@@ -69,6 +71,7 @@ class LoadedModel:
     emotion: str | None
     model: "MultilogueNet"
     spec: dict[str, dict]
+    asr: dict | None = None  # the transcriber spec its training data recorded (meta["features"]["asr"])
 
     @property
     def name(self) -> str:
@@ -135,7 +138,8 @@ def load_models(checkpoint: str | Path | None = None) -> list[LoadedModel]:
     models: list[LoadedModel] = []
     for f in files:
         model, ckpt = load_model(f)
-        models.append(LoadedModel(Path(f), ckpt["task"], ckpt.get("emotion"), model, check_spec(ckpt)))
+        models.append(LoadedModel(Path(f), ckpt["task"], ckpt.get("emotion"), model, check_spec(ckpt),
+                                  (ckpt.get("feature_spec") or {}).get("asr")))
     seen: dict[str, Path] = {}
     for m in models:
         if m.name in seen:
@@ -185,6 +189,35 @@ def _spec_key(spec: dict) -> str:
     return json.dumps(spec, sort_keys=True, default=str)
 
 
+def choose_asr(models: list[LoadedModel], name: str | None = None) -> dict:
+    """The transcriber spec ({"name", "params"}) for clips without a transcript.
+
+    name None: the transcriber the checkpoints' training data was transcribed with, rebuilt from its spec
+    (Whisper tiny.en's defaults for checkpoints that recorded none). A `name` that differs from it is used,
+    with a warning: automatic text then comes from another engine than in training. Raises CheckpointError
+    when the recorded transcriber is not available here, UserError for an unknown name.
+    """
+    from extractors.asr import DEFAULT, TRANSCRIBERS, build_transcriber, spec_of, transcriber_from_spec
+
+    recorded = [m for m in models if isinstance(m.asr, dict) and m.asr.get("name")]
+    trained = recorded[0].asr if recorded else None
+    if any(_spec_key(m.asr) != _spec_key(trained) for m in recorded):
+        log.warning("the checkpoints' training data were transcribed differently; clips without a transcript use %s's %s",
+                    recorded[0].path, trained.get("name"))
+    if name is not None and name not in TRANSCRIBERS:
+        raise UserError(f"--asr {name}: unknown transcriber; choose one of {', '.join(TRANSCRIBERS)}")
+    if not trained:
+        return spec_of(build_transcriber(name or DEFAULT))
+    if name is None or trained.get("name") == name:
+        if trained.get("name") not in TRANSCRIBERS:
+            raise CheckpointError(f"{recorded[0].path}: its training data was transcribed with {trained.get('name')!r}, which this "
+                                  f"installation lacks (it has {', '.join(TRANSCRIBERS)}); pass --asr NAME to transcribe with another")
+        return spec_of(transcriber_from_spec(trained, source=f"{recorded[0].path}'s training data"))
+    log.warning("--asr %s: the checkpoint's training data was transcribed with %s; automatic text of clips without a "
+                "transcript will differ from training", name, trained.get("name"))
+    return spec_of(build_transcriber(name))
+
+
 # ------------------------------------------------------------------ clips
 def collect_clips(paths: list[str | Path]) -> list[Path]:
     """Clips from files and folders (folders searched recursively, as `cli.py extract` does), in order.
@@ -218,8 +251,9 @@ class Predictor:
     """
 
     def __init__(self, checkpoint: str | Path | None = None, *, runtime: dict[str, dict] | None = None,
-                 modalities: list[str] | None = None):
-        """modalities: use only these (e.g. ["text", "audio"]; None: all three); the others are absent."""
+                 modalities: list[str] | None = None, asr: str | None = None):
+        """modalities: use only these (e.g. ["text", "audio"]; None: all three); the others are absent. asr: the
+        transcriber for clips without a transcript (None: the one the checkpoints' training data recorded)."""
         if modalities is not None:
             unknown = [m for m in modalities if m not in MODALITIES]
             if unknown or not modalities:
@@ -241,6 +275,7 @@ class Predictor:
                 by_key[key] = (m.spec, build_spec_extractors(m.spec, m.path, runtime, self.modalities), [])
                 self.groups.append(by_key[key])
             by_key[key][2].append(m)
+        self.asr = choose_asr(self.models, asr)
         self.timings["extractor build"] = time.perf_counter() - t
         if len(self.groups) > 1:
             log.info("%d different feature specs among the checkpoints: each clip is extracted %d times", len(self.groups), len(self.groups))
@@ -276,7 +311,7 @@ class Predictor:
         for spec, extractors, models in self.groups:
             fps = float(spec["visual"]["params"].get("fps", 5.0))
             try:
-                feats = extract_clip(clip, extractors, fps=fps, transcript=transcript, segments=segments)
+                feats = extract_clip(clip, extractors, fps=fps, transcript=transcript, segments=segments, asr=self.asr)
             except NoAudioError:
                 result["note"] = "no audio stream, so no speech to analyse"
                 return result
@@ -288,9 +323,9 @@ class Predictor:
                 segments = [Segment(float(a), float(b), str(sp), str(tx)) for a, b, sp, tx, _ in feats["segments"]]
                 info = feats["info"]
                 result["duration"] = round(float(feats["duration"]), 3)
-                result["transcript"] = info.get("transcript") or ("pocketsphinx (automatic)" if info.get("automatic_text") else None)
+                result["transcript"] = info.get("transcript") or (f"{info.get('asr')} (automatic)" if info.get("automatic_text") else None)
                 if info.get("automatic_text") and not any(s.text.strip() for s in segments):
-                    result["note"] = "no speech detected (pocketsphinx found none); give a transcript to predict anyway"
+                    result["note"] = f"no speech detected ({info.get('asr')} found none); give a transcript to predict anyway"
                     return result
             present = feats["present"] if present is None else present
             t = time.perf_counter()
@@ -357,13 +392,14 @@ def run_model(model: "MultilogueNet", feats: dict[str, np.ndarray], speakers: li
 
 
 def predict_clips(clips: list[str | Path], checkpoint: str | Path | None = None, *, transcript: str | Path | None = None,
-                  runtime: dict[str, dict] | None = None, progress: Progress | None = None,
+                  runtime: dict[str, dict] | None = None, asr: str | None = None, progress: Progress | None = None,
                   predictor: Predictor | None = None, modalities: list[str] | None = None) -> list[dict]:
     """Predict every clip; a clip that fails is logged ("Skipping ...") and returned with an "error" entry.
 
+    asr: the transcriber for clips without a transcript (default: the one the checkpoint's data used).
     Raises CheckpointError (before any clip runs) when the checkpoint is missing or cannot be reproduced.
     """
-    predictor = predictor or Predictor(checkpoint, runtime=runtime, modalities=modalities)
+    predictor = predictor or Predictor(checkpoint, runtime=runtime, modalities=modalities, asr=asr)
     results = []
     for i, clip in enumerate(clips):
         try:
@@ -381,6 +417,6 @@ def predict_clips(clips: list[str | Path], checkpoint: str | Path | None = None,
     return results
 
 
-__all__ = ["LoadedModel", "Predictor", "build_spec_extractors", "check_spec", "checkpoint_files", "collect_clips",
+__all__ = ["LoadedModel", "Predictor", "build_spec_extractors", "check_spec", "checkpoint_files", "choose_asr", "collect_clips",
            "default_checkpoint", "load_models", "one_torch_thread", "predict_clips", "run_model"]
 

@@ -86,7 +86,8 @@ def test_dataset_shapes_specs_and_meta(corpus):
     for vid in ds["ID"]:
         expected = [True, True, vid != "café ü"]
         assert ds["present"][vid].dtype == bool and (ds["present"][vid] == expected).all(), vid
-    assert ds["meta"]["automatic_text"] == ["auto"]
+    assert ds["meta"]["automatic_text"] == {"auto": "whisper tiny.en"}  # Whisper transcribed the clip without transcript
+    assert ds["meta"]["features"]["asr"]["name"] == "whisper" and ds["meta"]["features"]["asr"]["params"]["model"] == "tiny.en"
     assert ds["meta"]["provenance"]["clips"]["café ü"]["file"] == "café ü.wav"
     assert json.loads((corpus["out"].parent / "failures.json").read_text()) == []
     assert corpus["calls"][-1][:2] == (5, 5) and [c[0] for c in corpus["calls"]] == [0, 1, 2, 3, 4, 5]
@@ -281,7 +282,7 @@ def test_real_grid_clips(tmp_path):
 
 @pytest.mark.skipif(not REAL_CLIPS.is_dir(), reason=f"real clips not at {REAL_CLIPS}")
 def test_align_lines_on_real_speech():
-    from extractors.asr import align_lines
+    from extractors.asr_pocketsphinx import align_lines
     from extractors.media import decode
 
     clips = sorted(REAL_CLIPS.glob("*.mpg"))[:2]
@@ -331,3 +332,58 @@ def test_absent_modalities_face_and_words(tmp_path):
     back = load_dataset(tmp_path / "again.pkl")
     for vid in ds["ID"]:
         np.testing.assert_array_equal(back["present"][vid], ds["present"][vid])
+
+
+def test_cache_key_counts_the_transcriber_only_for_clips_without_transcript():
+    from pipeline.extract import cache_key
+
+    def key(transcript, asr):
+        return cache_key("clip", transcript, {"specs": {}, "resources": {}, "fps": 5.0, "asr": asr}, False)
+
+    whisper, sphinx = {"name": "whisper", "params": {"beam_size": 1}}, {"name": "pocketsphinx", "params": {}}
+    assert key(None, whisper) != key(None, sphinx)
+    assert key(None, whisper) != key(None, {"name": "whisper", "params": {"beam_size": 5}})
+    assert key("srt-digest", whisper) == key("srt-digest", sphinx) == key("srt-digest", {})  # entries from before --asr stay valid
+
+
+def test_asr_choice_is_recorded_and_only_untranscribed_clips_recompute(tmp_path, capsys):
+    """--asr pocketsphinx still works; switching to Whisper recomputes the clips without transcript only;
+    a clip without speech is one empty utterance spanning it."""
+    folder = tmp_path / "videos"
+    said = make_clip(folder / "timed.wav", ["good morning everyone"])
+    (folder / "timed.srt").write_text(srt([(s.start, s.end, s.text) for s in said]), encoding="utf-8")
+    make_clip(folder / "lines.wav", ["what a horrible day", "thank you very much"], gap=0.8)
+    (folder / "lines.txt").write_text("what a horrible day\nthank you very much\n", encoding="utf-8")
+    make_clip(folder / "bare.wav", ["I am very happy to see you"])
+    quiet = np.random.default_rng(0).normal(0, 3e-4, 32000).astype(np.float32)
+    import wave
+
+    with wave.open(str(folder / "quiet.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((quiet * 32767).astype("<i2").tobytes())
+    cache = tmp_path / "cache"
+    assert cli("extract", folder, "-o", tmp_path / "ps.pkl", "--workers", "1", "--cache-dir", cache, "--asr", "pocketsphinx", *FAST) == 0
+    assert "automatic text (pocketsphinx, no transcript): 2 clip(s)" in capsys.readouterr().out
+    ps = load_dataset(tmp_path / "ps.pkl")
+    assert ps["meta"]["features"]["asr"]["name"] == "pocketsphinx"
+    assert ps["meta"]["automatic_text"] == {"bare": "pocketsphinx", "quiet": "pocketsphinx"}
+    assert ps["sentence_in_text"]["quiet"] == [""] and ps["meta"]["timings"]["quiet"] == [[0.0, pytest.approx(2.0)]]
+
+    from pipeline.extract import extract_folder
+
+    report = extract_folder(folder, tmp_path / "wh.pkl", workers=1, cache_dir=cache, visual="none", audio_features="mfcc")
+    assert (report.cached, report.computed) == (2, 2) and report.asr == "whisper tiny.en"
+    wh = load_dataset(tmp_path / "wh.pkl")
+    assert wh["meta"]["features"]["asr"]["name"] == "whisper" and wh["meta"]["automatic_text"] == {"bare": "whisper tiny.en", "quiet": "whisper tiny.en"}
+    from extractors.asr import word_error_rate
+
+    assert word_error_rate(["I am very happy to see you"], wh["sentence_in_text"]["bare"]) <= 0.2
+    assert wh["sentence_in_text"]["quiet"] == [""] and wh["meta"]["timings"]["quiet"] == [[0.0, pytest.approx(2.0)]]
+    for vid in ("timed", "lines"):  # cached: the same utterances whatever the transcriber
+        assert wh["meta"]["timings"][vid] == ps["meta"]["timings"][vid] and wh["sentence_in_text"][vid] == ps["sentence_in_text"][vid]
+    assert wh["meta"]["provenance"]["clips"]["lines"]["timing"] == "aligned"
+    with pytest.raises(SystemExit) as exit_:
+        cli("extract", folder, "-o", tmp_path / "x.pkl", "--asr", "kaldi")
+    assert exit_.value.code == 2 and "invalid choice: 'kaldi'" in capsys.readouterr().err

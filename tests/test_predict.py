@@ -201,7 +201,7 @@ def test_spec_that_cannot_be_reproduced_is_one_line(trained, capsys, tmp_path, c
 
 
 def test_clips_without_speech(trained, capsys, tmp_path):
-    quiet = tmp_path / "quiet.mp4"  # a face and an audio track of faint noise, no transcript: pocketsphinx finds nothing
+    quiet = tmp_path / "quiet.mp4"  # a face and an audio track of faint noise, no transcript: Whisper's VAD finds nothing
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=gray:s=64x64:d=2:r=10", "-f", "lavfi",
                     "-i", "anoisesrc=color=white:amplitude=0.0003:d=2", "-shortest", "-c:v", "libx264", "-pix_fmt", "yuv420p",
                     "-c:a", "aac", str(quiet)], check=True)
@@ -210,12 +210,43 @@ def test_clips_without_speech(trained, capsys, tmp_path):
     assert cli("predict", quiet, mute, "--checkpoint", trained["runs"], "--format", "json", "--plot", tmp_path / "p.png") == 0
     out = json.loads(capsys.readouterr().out)
     assert [r["utterances"] for r in out] == [[], []]
-    assert "no speech detected" in out[0]["note"] and "no audio stream" in out[1]["note"]
+    assert "no speech detected (whisper tiny.en found none)" in out[0]["note"] and "no audio stream" in out[1]["note"]
     assert (tmp_path / "p.png").is_file()
     assert cli("predict", mute, "--checkpoint", trained["runs"]) == 0
     assert "no audio stream" in capsys.readouterr().out
     assert cli("predict", mute, "--checkpoint", trained["runs"], "--format", "csv") == 0
     assert capsys.readouterr().out.strip() == "clip,start,end,speaker,text,modalities,sentiment,label"
+
+
+def test_predict_transcribes_as_the_training_data_was(trained, capsys, caplog, tmp_path):
+    """The checkpoint records the transcriber of its training data; predict uses it for clips without a
+    transcript, --asr overrides it with a warning, and a checkpoint that recorded none gets Whisper."""
+    import torch
+
+    from extractors.asr import build_transcriber, spec_of, word_error_rate
+
+    bare = tmp_path / "bare.mp4"
+    shutil.copy(trained["clip"], bare)
+    recorded = torch.load(trained["runs"] / "regression" / "checkpoint.pt", weights_only=True)["feature_spec"]["asr"]
+    assert recorded == spec_of(build_transcriber("whisper"))  # extract recorded it; train copied it
+
+    def predict(ckpt, *flags) -> dict:
+        assert cli("predict", bare, "--checkpoint", ckpt, "--format", "json", *flags) == 0
+        return json.loads(capsys.readouterr().out)
+
+    out = predict(trained["runs"])
+    assert out["transcript"] == "whisper tiny.en (automatic)" and {u["speaker"] for u in out["utterances"]} == {"A"}
+    assert word_error_rate([" ".join(t for _, t in TARGET)], [" ".join(u["text"] for u in out["utterances"])]) <= 0.3
+    sphinx = _mutated(trained, tmp_path, lambda s: s.update(asr=spec_of(build_transcriber("pocketsphinx"))))
+    assert predict(sphinx)["transcript"] == "pocketsphinx (automatic)"
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="pipeline.predict"):
+        assert predict(sphinx, "--asr", "whisper")["transcript"] == "whisper tiny.en (automatic)"
+    assert "--asr whisper: the checkpoint's training data was transcribed with pocketsphinx" in caplog.text
+    shutil.rmtree(sphinx.parent)
+    unrecorded = _mutated(trained, tmp_path, lambda s: s.pop("asr"))
+    assert predict(unrecorded)["transcript"] == "whisper tiny.en (automatic)"
+    assert predict(unrecorded, "--asr", "pocketsphinx")["transcript"] == "pocketsphinx (automatic)"
 
 
 def test_missing_or_ambiguous_checkpoint(trained, capsys, tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
-"""Transcript parsing (.csv/.srt/.vtt/.txt), placement in time, labels.csv and splits, and pocketsphinx alignment."""
+"""Transcript parsing (.csv/.srt/.vtt/.txt), placement in time, labels.csv and splits, and pocketsphinx alignment
+(Whisper transcription: tests/test_asr.py)."""
 
 from __future__ import annotations
 
@@ -243,7 +244,7 @@ def test_split_videos_is_stable_and_respects_fixed():
 def test_asr_result_does_not_depend_on_previous_clips():
     """pocketsphinx adapts its front end from one utterance to the next; each clip must start afresh
     (the bug: a clip's automatic text changed with the clips a worker had decoded before it)."""
-    from extractors.asr import align_lines, transcribe
+    from extractors.asr_pocketsphinx import align_lines, transcribe
 
     a, b = speak("the weather is lovely today"), speak("this is terrible news and I hate it")
     first = transcribe(a)
