@@ -374,6 +374,10 @@ def add_train(sub) -> None:
     p.add_argument("--faithful", action="store_true", help="reproduce the seed's unmasked fusion attention over padded utterances")
     p.add_argument("--modality-dropout", type=float, default=None, metavar="P",
                    help="chance that a training dialogue loses each modality (all its utterances), so the model stays usable when one is missing; default 0")
+    p.add_argument("--select", default=None, choices=("loss", "metric"),
+                   help="model selection on validation: the loss (default), or the task's headline metric (e.g. weighted F1 for emotion-class)")
+    p.add_argument("--class-weights", default=None, choices=("inverse", "sqrt", "none"),
+                   help="categorical tasks: inverse class frequencies (default, the paper's), their square root, or none")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out from its last epoch")
     p.set_defaults(func=cmd_train)
 
@@ -424,7 +428,8 @@ def cmd_train(args) -> int:
         raise UserError("--hidden-size must be at least 1")
     if args.seeds is not None and args.seed is not None:
         raise UserError("--seeds trains one run per seed; --seed then only picks the shared validation split, give it without --seeds or drop it")
-    train = {k: getattr(args, k) for k in ("epochs", "lr", "l2", "batch_size", "valid_ratio", "patience", "seed", "modality_dropout")}
+    train = {k: getattr(args, k) for k in ("epochs", "lr", "l2", "batch_size", "valid_ratio", "patience", "seed", "modality_dropout",
+                                           "select", "class_weights")}
     train.update(device=args.device, normalize=not args.no_normalize)
     model_overrides = {"dropout": args.dropout, "recurrent_dropout": args.rec_dropout, "mask_fusion": False if args.faithful else None}
     if args.hidden_size is not None:

@@ -313,7 +313,8 @@ def place_segments(clip: str | Path, media, transcript_path: str | Path | None =
         from extractors.asr import transcriber_from_spec
 
         transcriber = transcriber_from_spec(asr, threads=threads)
-        log.warning("%s: no transcript (.csv/.srt/.vtt/.txt) beside it; transcribing with %s (automatic text)", clip.name, transcriber.label)
+        # the run summary (extract) or the result (predict) says which clips were transcribed; one line per clip is noise
+        log.debug("%s: no transcript (.csv/.srt/.vtt/.txt) beside it; transcribing with %s (automatic text)", clip.name, transcriber.label)
         segments = transcriber.transcribe(media.audio, media.sample_rate)
         if not segments:
             segments = [Segment(0.0, media.duration, DEFAULT_SPEAKER, "")]

@@ -79,6 +79,8 @@ class TrainConfig:
     device: str = "auto"
     normalize: bool = True
     modality_dropout: float = 0.0  # chance that a dialogue loses each modality in a training batch
+    select: str = "loss"  # model selection on validation: "loss", or "metric" (the task's headline metric)
+    class_weights: str = "inverse"  # "inverse" class frequencies (the paper), "sqrt", or "none"
 
     @classmethod
     def for_task(cls, task: str, **overrides: Any) -> "TrainConfig":

@@ -134,7 +134,7 @@ def build_ensemble(ds: dict, ens: EnsembleSpec, runs: dict[str, RunSpec]) -> dic
     task, emotion = ckpt["task"], ckpt.get("emotion")
     train_ids, valid_ids = split_validation(ds["train"], tcfg.valid_ratio, tcfg.split_seed if tcfg.split_seed is not None else tcfg.seed)
     device = torch.device("cpu")
-    weights = class_weights(DialogueDataset(ds, train_ids, task, emotion), task)
+    weights = class_weights(DialogueDataset(ds, train_ids, task, emotion), task, tcfg.class_weights)
     valid = evaluate(model, DialogueDataset(ds, valid_ids, task, emotion), task, device, weights) if valid_ids else {"loss": float("nan"), "metrics": {}}
     test = evaluate(model, DialogueDataset(ds, ds["test"], task, emotion), task, device, weights)
     member_metrics = [_finished(m.out) or {} for m in members]

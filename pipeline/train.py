@@ -66,9 +66,17 @@ def feature_stats(ds: dict, videos: list[str]) -> dict[str, tuple[torch.Tensor, 
     return stats
 
 
-def class_weights(dataset: DialogueDataset, task: str) -> torch.Tensor | None:
-    """Inverse class frequencies of the training targets, (C,); None for regression (model.tasks)."""
-    return get_task(task).class_weights(torch.cat([item.targets for item in dataset.items]))
+def class_weights(dataset: DialogueDataset, task: str, scheme: str = "inverse") -> torch.Tensor | None:
+    """Class weights from the training targets, (C,); None for regression (model.tasks): "inverse" class
+    frequencies (the paper's weighting), their "sqrt" (milder), or "none" (all 1)."""
+    weights = get_task(task).class_weights(torch.cat([item.targets for item in dataset.items]))
+    if weights is None or scheme == "inverse":
+        return weights
+    if scheme == "sqrt":
+        return weights.sqrt()
+    if scheme == "none":
+        return (weights > 0).float()
+    raise UserError(f"class weights {scheme!r}: choose inverse, sqrt or none")
 
 
 def batch_loss(model_out: torch.Tensor, batch: Batch, task: str, weights: torch.Tensor | None) -> tuple[torch.Tensor, int]:
@@ -219,7 +227,7 @@ def run_training(
     if tcfg.normalize:
         model.set_normalization(feature_stats(ds, train_ids))
     model.to(device)
-    weights = class_weights(train_set, task)
+    weights = class_weights(train_set, task, tcfg.class_weights)
     weights = None if weights is None else weights.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.l2)
     generator = torch.Generator().manual_seed(tcfg.seed)
@@ -271,8 +279,15 @@ def run_training(
                 writer.add_scalar("loss/valid", val["loss"], epoch)
                 for k, v in val["metrics"].items():
                     writer.add_scalar(f"valid/{k}", v, epoch)
-            # selection on validation loss: smoother than accuracy on a small validation split
-            score = val["loss"] if valid_ids else -epoch
+            # selection on validation loss by default: smoother than accuracy on a small validation split
+            if not valid_ids:
+                score = -epoch
+            elif tcfg.select == "metric":  # the task's headline metric, as a loss to minimise
+                name, higher = get_task(task).primary
+                value = val["metrics"].get(name, float("nan"))
+                score = float("inf") if value != value else (-value if higher else value)
+            else:
+                score = val["loss"]
             if best["score"] is None or score < best["score"]:
                 best = {"score": score, "epoch": epoch, "bad": 0}
                 save_checkpoint(make_checkpoint(model, task, emotion, feature_spec, {"train_config": tcfg.to_dict(), "epoch": epoch}), out / "checkpoint.pt")

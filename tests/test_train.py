@@ -203,3 +203,19 @@ def test_emotion_class_ensemble_averages_probabilities(tmp_path):
     with torch.no_grad():
         probs = torch.stack([n(*x).exp() for n in nets]).mean(0)
         torch.testing.assert_close(Ensemble(nets)(*x).exp(), probs)
+
+
+def test_selection_on_the_metric_and_class_weight_schemes(tmp_path):
+    from data.torchdata import DialogueDataset
+    from pipeline.train import class_weights
+
+    ds = synthetic_dataset(n_videos=30, seed=5)
+    m = run_training(ds, tmp_path / "m", TrainConfig.for_task("binary", epochs=4, batch_size=8, lr=3e-3, patience=10, select="metric"), SMALL)
+    history = torch.load(tmp_path / "m" / "last.pt", weights_only=True)["history"]
+    best = max(history, key=lambda h: (h["valid"]["accuracy"], -h["epoch"]))  # the first epoch with the best accuracy
+    assert m["best_epoch"] == best["epoch"]
+    data = DialogueDataset(ds, ds["train"], "binary")
+    inverse = class_weights(data, "binary")
+    assert torch.allclose(class_weights(data, "binary", "sqrt"), inverse.sqrt())
+    assert class_weights(data, "binary", "none").tolist() == [1.0, 1.0]
+    assert class_weights(data, "regression", "sqrt") is None
