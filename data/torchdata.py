@@ -60,6 +60,30 @@ class Batch:
         return self.text, self.audio, self.visual, self.speakers, self.mask, self.present
 
 
+def make_dialogue(feats: dict[str, np.ndarray], speakers: Sequence[str], present: np.ndarray | None = None,
+                  labels: np.ndarray | None = None, task: str = "binary", emotion: str | None = None, video: str = "",
+                  modalities: Sequence[str] | None = None) -> Dialogue:
+    """One conversation as model input, the one path for training, evaluation and predict.
+
+    feats[m]: (T, d_m); speakers: T labels, which become party indices in order of first appearance (the
+    model has no per-party weights); present: (T, 3) bool (None: every modality of non-zero width);
+    labels: (T, 7) or None (targets unknown); `modalities` keeps only those present.
+    """
+    parties: dict[str, int] = {}
+    who = torch.tensor([parties.setdefault(s, len(parties)) for s in speakers], dtype=torch.long)
+    x = [torch.from_numpy(np.ascontiguousarray(feats[m], dtype=np.float32)) for m in MODALITIES]
+    T = len(who)
+    if present is None:
+        present = np.array([[xi.shape[1] > 0 for xi in x]] * T, dtype=bool).reshape(T, len(MODALITIES))
+    keep = np.array([m in (modalities or MODALITIES) for m in MODALITIES])
+    if labels is None:  # predict: nothing to score
+        targets = sentiment = torch.full((T,), float("nan"))
+    else:
+        targets = torch.from_numpy(task_targets(labels, task, emotion))
+        sentiment = torch.from_numpy(np.ascontiguousarray(labels[:, 0], dtype=np.float32))
+    return Dialogue(*x, who, torch.from_numpy(np.asarray(present, dtype=bool) & keep), targets, sentiment, video)
+
+
 class DialogueDataset(Dataset):
     """Dialogues of `videos`, converted to tensors once; speakers become party indices in order of
     first appearance within each dialogue (the model has no per-party weights).
@@ -71,15 +95,9 @@ class DialogueDataset(Dataset):
                  modalities: Sequence[str] | None = None):
         self.videos = list(videos)
         self.items = []
-        keep = np.array([m in (modalities or MODALITIES) for m in MODALITIES])
         for vid in self.videos:
-            parties: dict[str, int] = {}
-            who = torch.tensor([parties.setdefault(s, len(parties)) for s in ds["speakers"][vid]], dtype=torch.long)
-            feats = [torch.from_numpy(np.ascontiguousarray(ds[f"{m}_feat"][vid], dtype=np.float32)) for m in MODALITIES]
-            present = torch.from_numpy(presence(ds, vid) & keep)
-            targets = torch.from_numpy(task_targets(ds["labels"][vid], task, emotion))
-            sentiment = torch.from_numpy(np.ascontiguousarray(ds["labels"][vid][:, 0], dtype=np.float32))
-            self.items.append(Dialogue(*feats, who, present, targets, sentiment, vid))
+            feats = {m: ds[f"{m}_feat"][vid] for m in MODALITIES}
+            self.items.append(make_dialogue(feats, ds["speakers"][vid], presence(ds, vid), ds["labels"][vid], task, emotion, vid, modalities))
 
     def __len__(self) -> int:
         return len(self.items)

@@ -6,6 +6,7 @@
     pred = task.decode(out)                     # class ids, or scores
     task.metrics(truth, pred, sentiment=...)    # {name: value}
     task.outputs(out)                           # (T, C) probabilities, or (T,) scores, as numpy
+    task.fields(values, emotion)                # per utterance, what predict reports: {"sentiment": 1.2}, ...
 
 | task          | targets (from the 7 label columns)                 | head            | loss                 | metrics |
 |---------------|----------------------------------------------------|-----------------|----------------------|---------|
@@ -15,8 +16,10 @@
 | emotion-class | neutral + the six: the strongest emotion present,  | 7, bidirectional| class-weighted NLL   | accuracy, f1_weighted, f1_macro, f1_<class> |
 |               | neutral when all six are known and absent          |                 |                      | |
 
-A task added here is picked up by the CLI's --task choices, the model's head, training, evaluation,
-checkpoints and predict.
+What predict reports per utterance: regression {"sentiment"}; binary {"positive_prob"}; emotion
+{"emotions": {<emotion>: P(present)}}; emotion-class {"emotion": the most probable class, "emotion_probs":
+{class: probability}}. A task added here is picked up by the CLI's --task choices, the model's head, training,
+evaluation, checkpoints and predict.
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ class Task:
     primary: tuple[str, bool]  # headline metric and whether higher is better
     targets_fn: Callable[[np.ndarray, str | None], np.ndarray]
     metrics_fn: Callable[..., dict[str, float]]
+    fields_fn: Callable[[np.ndarray, str | None], list[dict]] | None = None
     per_emotion: bool = False  # needs --emotion
     epochs: int = 50  # paper defaults
     l2: float = 1e-5
@@ -101,6 +105,10 @@ class Task:
         """Per utterance, for predict and ensembles: (T,) scores, or (T, C) class probabilities."""
         return (out if self.regression else out.exp()).double().cpu().numpy()
 
+    def fields(self, values: np.ndarray, emotion: str | None = None) -> list[dict]:
+        """Per utterance, what predict reports, from outputs() of one dialogue ((T,) or (T, C))."""
+        return self.fields_fn(values, emotion)
+
     def metrics(self, truth: np.ndarray, pred: np.ndarray, sentiment: np.ndarray | None = None) -> dict[str, float]:
         if not self.regression:
             truth, pred = truth.astype(int), pred.astype(int)
@@ -122,14 +130,25 @@ def _binary_metrics(truth: np.ndarray, pred: np.ndarray, sentiment: np.ndarray |
     return M.binary_metrics(sentiment if sentiment is not None else np.where(truth > 0, 1.0, -1.0), pred)
 
 
+def _round(x: float) -> float:
+    return round(float(x), 4)
+
+
+def _class_fields(values: np.ndarray, emotion: str | None) -> list[dict]:
+    return [{"emotion": EMOTION_CLASSES[int(np.argmax(p))], "emotion_probs": {c: _round(v) for c, v in zip(EMOTION_CLASSES, p)}}
+            for p in values]
+
+
 TASKS: dict[str, Task] = {
-    "binary": Task("binary", 2, True, ("negative", "positive"), ("accuracy", True), binary_targets, _binary_metrics),
+    "binary": Task("binary", 2, True, ("negative", "positive"), ("accuracy", True), binary_targets, _binary_metrics,
+                   lambda v, e: [{"positive_prob": _round(p[1])} for p in v]),
     "regression": Task("regression", 1, False, ("sentiment",), ("mae", False), sentiment_targets,
-                       lambda t, p, s: M.regression_metrics(t, p), epochs=100, l2=1e-4, dropout=0.25),
+                       lambda t, p, s: M.regression_metrics(t, p), lambda v, e: [{"sentiment": _round(x)} for x in v],
+                       epochs=100, l2=1e-4, dropout=0.25),
     "emotion": Task("emotion", 2, True, ("absent", "present"), ("weighted_accuracy", True), emotion_targets,
-                    lambda t, p, s: M.emotion_metrics(t, p), per_emotion=True),
+                    lambda t, p, s: M.emotion_metrics(t, p), lambda v, e: [{"emotions": {e: _round(p[1])}} for p in v], per_emotion=True),
     "emotion-class": Task("emotion-class", len(EMOTION_CLASSES), True, EMOTION_CLASSES, ("f1_weighted", True), emotion_class_targets,
-                          lambda t, p, s: M.multiclass_metrics(t, p, EMOTION_CLASSES)),
+                          lambda t, p, s: M.multiclass_metrics(t, p, EMOTION_CLASSES), _class_fields),
 }
 TASK_NAMES = tuple(TASKS)
 

@@ -6,22 +6,26 @@
 
 Preprocess, forward, postprocess:
 1. `Predictor(checkpoint)` loads one checkpoint, or every `checkpoint.pt` under a folder (`train --out` lays
-   a regression run and `--emotion all` runs out that way): at most one per task and emotion. Each
+   a regression run and `--emotion all` runs out that way; an ensemble's folder is one model): at most one
+   per task and emotion. Each
    checkpoint's feature spec is checked and its extractors are rebuilt from it (same extractor, same
    params); a spec that cannot be reproduced from a clip (features imported from .csd files or seed
    pickles, an extractor this installation lacks, different dims) raises CheckpointError in one line.
 2. Per clip, `pipeline.extract.extract_clip` (the code `cli.py extract` runs) decodes the clip, places its
    utterances (the transcript given or found beside the clip, else automatic transcription) and extracts
-   features: once per distinct feature spec, the utterances of the first reused by the others. The
+   features: once for all models whose specs agree wherever both have a modality (a text-only model and a
+   text+audio model share one extraction; each model sees only the modalities it was trained on), else once
+   per group, the utterances of the first reused by the others. The
    transcriber is the one the checkpoint's training data was transcribed with (its feature spec's "asr"
    entry; Whisper tiny.en when it has none), or `asr` when given (a warning says when that differs).
 3. Each model runs on its spec's features as one dialogue, (1, T, d) per modality.
-4. The outputs are merged per utterance:
+4. The outputs are merged per utterance, each task reporting its own fields (model.tasks):
    - sentiment: the regression model's score in [-3, 3]; None without a regression checkpoint (a
      classifier's probability is not a sentiment intensity, so none is invented);
    - label: "positive"/"negative" from the binary model when there is one (with positive_prob), else from
      the sign of sentiment (>= 0 is positive, the rule the binary task is trained on); None with neither;
-   - emotions: {emotion: probability that it is present} from each emotion checkpoint.
+   - emotions: {emotion: probability that it is present} from each per-emotion checkpoint;
+   - emotion and emotion_probs: the 7-way class and its seven probabilities, from an emotion-class checkpoint.
 
 A clip with no speech (the transcriber finds none and no transcript is given, or no audio stream) gives a
 result with no utterances and a `note`; a clip that cannot be read gives a result with an `error`, and the
@@ -41,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 
 from data.dataset import EMOTIONS, MODALITIES
+from extractors import NONE
 from data.errors import CheckpointError, ExtractionError, UserError
 
 if TYPE_CHECKING:
@@ -267,27 +272,30 @@ class Predictor:
             self.models = load_models(checkpoint)
         self.timings["model load"] = time.perf_counter() - t
         t = time.perf_counter()
+        # Models whose specs agree wherever both have a modality share one extraction per clip (e.g. a text-only
+        # sentiment model and a text+audio emotion model); a model gets only the modalities it was trained on.
         self.groups: list[tuple[dict, dict[str, Any], list[LoadedModel]]] = []
-        by_key: dict[str, tuple[dict, dict[str, Any], list[LoadedModel]]] = {}
         for m in self.models:
-            key = _spec_key(m.spec)
-            if key not in by_key:
-                by_key[key] = (m.spec, build_spec_extractors(m.spec, m.path, runtime, self.modalities), [])
-                self.groups.append(by_key[key])
-            by_key[key][2].append(m)
+            group = next((g for g in self.groups if _compatible(g[0], m.spec)), None)
+            if group is None:
+                self.groups.append(({**m.spec}, {}, [m]))
+            else:
+                group[0].update({k: v for k, v in m.spec.items() if v["name"] != NONE})
+                group[2].append(m)
+        self.groups = [(spec, build_spec_extractors(spec, models[0].path, runtime, self.modalities), models)
+                       for spec, _, models in self.groups]
         self.asr = choose_asr(self.models, asr)
         self.timings["extractor build"] = time.perf_counter() - t
         if len(self.groups) > 1:
             log.info("%d different feature specs among the checkpoints: each clip is extracted %d times", len(self.groups), len(self.groups))
-        names = [m.name for m in self.models]
-        self.has_sentiment = "regression" in names
-        self.has_binary = "binary" in names
-        self.emotions = [e for e in EMOTIONS if e in names]
 
     @property
     def columns(self) -> list[str]:
-        """Output columns after start, end, speaker, text: sentiment, label, [positive_prob], emotions."""
-        return ["sentiment", "label"] + (["positive_prob"] if self.has_binary else []) + self.emotions
+        """What the models report per utterance (the order predict_output shows them in)."""
+        names = [m.name for m in self.models]
+        out = ["sentiment", "label"] + (["positive_prob"] if "binary" in names else [])
+        out += ["emotion"] if "emotion-class" in names else []
+        return out + [e for e in EMOTIONS if e in names]
 
     def _add(self, stage: str, seconds: float) -> None:
         self.timings[stage] = self.timings.get(stage, 0.0) + seconds
@@ -327,28 +335,37 @@ class Predictor:
                 if info.get("automatic_text") and not any(s.text.strip() for s in segments):
                     result["note"] = f"no speech detected ({info.get('asr')} found none); give a transcript to predict anyway"
                     return result
-            present = feats["present"] if present is None else present
             t = time.perf_counter()
             for m in models:
-                outputs[m.name] = run_model(m.model, feats, [s.speaker for s in segments])
+                used = _model_view(feats, m.spec)
+                present = used["present"] if present is None else present | used["present"]
+                outputs[m.name] = (m, run_model(m.model, used, [s.speaker for s in segments]))
             self._add("model", time.perf_counter() - t)
         result["utterances"] = self._merge(segments or [], outputs, present)
         return result
 
-    def _merge(self, segments: list, outputs: dict[str, np.ndarray], present: np.ndarray | None) -> list[dict]:
+    def _merge(self, segments: list, outputs: dict[str, tuple[LoadedModel, np.ndarray]], present: np.ndarray | None) -> list[dict]:
+        """Per utterance: what each model's task reports (model.tasks), then the positive/negative label: the
+        binary model's decision when there is one, else the sign of the sentiment score."""
+        from model.tasks import get_task
+
+        fields = {name: get_task(m.task).fields(values, m.emotion) for name, (m, values) in outputs.items()}
         rows = []
         for i, s in enumerate(segments):
-            sentiment = float(outputs["regression"][i]) if self.has_sentiment else None
             row: dict[str, Any] = {"start": round(s.start, 3), "end": round(s.end, 3), "speaker": s.speaker, "text": s.text,
                                    "modalities": [m for k, m in enumerate(MODALITIES) if present is not None and present[i, k]],
-                                   "sentiment": None if sentiment is None else round(sentiment, 4)}
-            if self.has_binary:
-                p = float(outputs["binary"][i])
-                row["label"] = "positive" if p >= 0.5 else "negative"
-                row["positive_prob"] = round(p, 4)
-            else:
-                row["label"] = None if sentiment is None else ("positive" if sentiment >= 0 else "negative")
-            row["emotions"] = {e: round(float(outputs[e][i]), 4) for e in self.emotions}
+                                   "sentiment": None, "label": None, "emotions": {}}
+            for name in outputs:
+                for key, value in fields[name][i].items():
+                    if key == "emotions":
+                        row["emotions"].update(value)
+                    else:
+                        row[key] = value
+            if row.get("positive_prob") is not None:
+                row["label"] = "positive" if row["positive_prob"] >= 0.5 else "negative"
+            elif row["sentiment"] is not None:
+                row["label"] = "positive" if row["sentiment"] >= 0 else "negative"
+            row["emotions"] = {e: row["emotions"][e] for e in EMOTIONS if e in row["emotions"]}
             rows.append(row)
         return rows
 
@@ -371,24 +388,39 @@ def one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def _compatible(a: dict[str, dict], b: dict[str, dict]) -> bool:
+    """Two feature specs can share one extraction: every modality both have comes from the same extractor."""
+    return all(a[m]["name"] == NONE or b[m]["name"] == NONE or _spec_key(a[m]) == _spec_key(b[m]) for m in MODALITIES)
+
+
+def _model_view(feats: dict, spec: dict[str, dict]) -> dict:
+    """A clip's features as one model takes them: a modality the model was not trained on is absent, width 0."""
+    view = dict(feats)
+    present = np.array(feats["present"], dtype=bool, copy=True)
+    for k, m in enumerate(MODALITIES):
+        if spec[m]["name"] == NONE:
+            view[m] = np.zeros((len(present), 0), dtype=np.float32)
+            present[:, k] = False
+    view["present"] = present
+    return view
+
+
 def run_model(model: "MultilogueNet", feats: dict[str, np.ndarray], speakers: list[str]) -> np.ndarray:
     """Run one model on one dialogue. feats[m]: (T, d_m) float32; feats["present"]: (T, 3) bool (optional,
     default all present); speakers: T labels.
 
-    Returns (T,) float: the sentiment score in [-3, 3] for regression, else P(class 1) (positive / present).
+    Returns the task's outputs (model.tasks.Task.outputs): (T,) sentiment scores in [-3, 3] for regression,
+    else (T, C) class probabilities.
     """
     import torch
 
-    parties: dict[str, int] = {}
-    who = torch.tensor([parties.setdefault(s, len(parties)) for s in speakers], dtype=torch.long)
-    one_hot = torch.nn.functional.one_hot(who, max(len(parties), 1)).float().unsqueeze(0)  # (1, T, P)
-    mask = torch.ones(1, len(speakers), dtype=torch.bool)
-    x = [torch.from_numpy(np.ascontiguousarray(feats[m], dtype=np.float32)).unsqueeze(0) for m in MODALITIES]
-    present = feats.get("present")
-    present = None if present is None else torch.from_numpy(np.asarray(present, dtype=bool)).unsqueeze(0)
+    from data.torchdata import collate, make_dialogue
+    from model.tasks import get_task
+
+    batch = collate([make_dialogue(feats, speakers, feats.get("present"), task=model.config.task)])
     with one_torch_thread(), torch.inference_mode():
-        out = model(*x, one_hot, mask, present)[0]  # (T,) scores or (T, 2) log-probabilities
-    return (out if model.config.task == "regression" else out[:, 1].exp()).double().numpy()
+        out = model(*batch.inputs())[0]  # (T,) scores or (T, C) log-probabilities
+    return get_task(model.config.task).outputs(out)
 
 
 def predict_clips(clips: list[str | Path], checkpoint: str | Path | None = None, *, transcript: str | Path | None = None,

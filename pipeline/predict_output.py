@@ -6,7 +6,8 @@
 Per clip: {"clip", "duration", "transcript", "models", "modalities", "utterances", ["note" | "error"]}; per
 utterance: {"start", "end", "speaker", "text", "modalities" (those present for it: an utterance without a face
 has no visual), "sentiment" (float or None), "label" ("positive"/"negative" or None), ["positive_prob"],
-"emotions" {emotion: probability}}.
+"emotions" {emotion: probability it is present} (per-emotion models), ["emotion" (the 7-way class), "emotion_probs"
+{class: probability}] (an emotion-class model)}.
 """
 
 from __future__ import annotations
@@ -30,10 +31,16 @@ def _columns(results: list[dict], inputs: bool = True) -> list[str]:
     cols += ["sentiment", "label"]
     for r in results:
         for u in r["utterances"]:
-            if "positive_prob" in u and "positive_prob" not in cols:
-                cols.append("positive_prob")
+            for key in ("positive_prob", "emotion"):
+                if key in u and key not in cols:
+                    cols.append(key)
             cols += [e for e in u["emotions"] if e not in cols]
     return cols
+
+
+def bands(u: dict) -> dict[str, float]:
+    """The emotion probabilities to draw for an utterance: the 7-way model's, else the per-emotion models'."""
+    return u.get("emotion_probs") or u["emotions"]
 
 
 def _cell(value: Any, col: str) -> str:
@@ -47,7 +54,8 @@ def _cell(value: Any, col: str) -> str:
 
 
 def _flat(u: dict) -> dict:
-    flat = {**{k: v for k, v in u.items() if k != "emotions"}, **u["emotions"]}
+    flat = {**{k: v for k, v in u.items() if k not in ("emotions", "emotion_probs")}, **u["emotions"]}
+    flat.update({f"p_{c}": p for c, p in (u.get("emotion_probs") or {}).items()})
     if "modalities" in flat:
         flat["modalities"] = "+".join(flat["modalities"]) or "none"
     return flat
@@ -73,7 +81,9 @@ def format_table(results: list[dict], text_width: int = 44) -> str:
         for u in r["utterances"]:
             f = _flat(u)
             text = f["text"] if len(f["text"]) <= text_width else f["text"][: text_width - 1] + "…"
-            rows.append([f"{f['start']:.2f}", f"{f['end']:.2f}", f["speaker"], text, *(_cell(f.get(c), c) for c in cols)])
+            cells = [f"{u['emotion']} {u['emotion_probs'][u['emotion']]:.2f}" if c == "emotion" and u.get("emotion_probs") else _cell(f.get(c), c)
+                     for c in cols]
+            rows.append([f"{f['start']:.2f}", f"{f['end']:.2f}", f["speaker"], text, *cells])
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         left = {2, 3}  # speaker and text read left-aligned, numbers right-aligned
         for row in rows:
@@ -88,8 +98,13 @@ def format_json(results: list[dict]) -> str:
 
 
 def format_csv(results: list[dict]) -> str:
-    """One row per utterance: clip, start, end, speaker, text, modalities, sentiment, label, [positive_prob], emotions."""
+    """One row per utterance: clip, start, end, speaker, text, modalities, sentiment, label, [positive_prob],
+    [emotion, p_<class> for the 7 classes], per-emotion probabilities."""
     cols = ["clip", "start", "end", "speaker", "text", "modalities", *_columns(results, inputs=False)]
+    probs = next((list(u["emotion_probs"]) for r in results for u in r["utterances"] if u.get("emotion_probs")), [])
+    if probs:
+        at = cols.index("emotion") + 1
+        cols[at:at] = [f"p_{c}" for c in probs]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -113,7 +128,7 @@ def plot_predictions(results: list[dict], path: str | Path) -> Path:
 
     path = Path(path)
     shown = [r for r in results if r["utterances"]] or results[:1]
-    with_emotions = any(r["utterances"] and r["utterances"][0]["emotions"] for r in shown)
+    with_emotions = any(r["utterances"] and bands(r["utterances"][0]) for r in shown)
     ratios = [3, 2] if with_emotions else [1]
     fig, axes = plt.subplots(len(shown) * len(ratios), 1, figsize=(12, 4.6 * len(shown) if with_emotions else 3.4 * len(shown)),
                              squeeze=False, gridspec_kw={"height_ratios": ratios * len(shown)})
@@ -173,11 +188,11 @@ def _plot_emotions(ax: Any, r: dict, top: Any) -> None:
     utts = r["utterances"]
     ax.set_xlim(*top.get_xlim())
     ax.set_xlabel("time (s)")
-    emotions = list(utts[0]["emotions"]) if utts else []
+    emotions = list(bands(utts[0])) if utts else []
     cmap = plt.get_cmap("Blues")
     for i, e in enumerate(emotions):
         for u in utts:
-            p = u["emotions"][e]
+            p = bands(u)[e]
             ax.add_patch(Rectangle((u["start"], i - 0.45), u["end"] - u["start"], 0.9, color=cmap(0.08 + 0.85 * p), lw=0))
             ax.text((u["start"] + u["end"]) / 2, i, f"{p:.2f}", ha="center", va="center", fontsize=7, color="white" if p > 0.55 else "0.2")
     ax.set_ylim(len(emotions) - 0.5, -0.5)

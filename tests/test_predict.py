@@ -284,3 +284,32 @@ def test_an_unexpected_failure_on_one_clip_keeps_the_others():
     results = predict_clips(["a.mp4", "bad.mp4", "c.mp4"], predictor=Flaky())
     assert [r["clip"] for r in results] == ["a.mp4", "bad.mp4", "c.mp4"]
     assert "RuntimeError" in results[1]["error"] and "error" not in results[0] and "error" not in results[2]
+
+
+def test_emotion_class_checkpoint_reports_class_and_seven_probabilities(trained, capsys, tmp_path):
+    """A 7-way emotion model beside the regression model: each utterance gets the class and the seven
+    probabilities (summing to 1), in JSON, CSV (p_<class> columns), the table and the plot."""
+    from model.config import TrainConfig
+    from pipeline.train import run_training
+
+    runs = tmp_path / "runs"
+    shutil.copytree(trained["runs"] / "regression", runs / "regression")
+    run_training(trained["root"] / "data.pkl", runs / "emotion7", TrainConfig.for_task("emotion-class", epochs=1, batch_size=4,
+                                                                                           valid_ratio=0.0, device="cpu"), TINY)
+    assert cli("predict", trained["clip"], "--checkpoint", runs, "--format", "json", "--plot", tmp_path / "p.png") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["models"]) == {"regression", "emotion-class"}
+    for u in out["utterances"]:
+        probs = u["emotion_probs"]
+        assert list(probs) == ["neutral", "happiness", "sadness", "anger", "surprise", "disgust", "fear"]
+        assert sum(probs.values()) == pytest.approx(1, abs=1e-3) and u["emotion"] == max(probs, key=probs.get)
+        assert u["sentiment"] is not None and u["emotions"] == {}
+    assert (tmp_path / "p.png").stat().st_size > 0
+    assert cli("predict", trained["clip"], "--checkpoint", runs, "--format", "csv") == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert list(rows[0])[6:] == ["sentiment", "label", "emotion", *[f"p_{c}" for c in out["utterances"][0]["emotion_probs"]]]
+    assert [r["emotion"] for r in rows] == [u["emotion"] for u in out["utterances"]]
+    assert cli("predict", trained["clip"], "--checkpoint", runs) == 0
+    table = capsys.readouterr().out
+    first = out["utterances"][0]
+    assert f"{first['emotion']} {first['emotion_probs'][first['emotion']]:.2f}" in table
