@@ -50,7 +50,7 @@ from pipeline.labels import LABELS_FILE, label_matrix, read_labels, split_videos
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mpg", ".mpeg", ".avi", ".mkv", ".webm")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mpg", ".mpeg", ".avi", ".mkv", ".webm", ".flv")
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".m4a", ".ogg")
 CACHE_VERSION = 2  # 2: per-utterance presence of each modality
 FAILURES_FILE = "failures.json"

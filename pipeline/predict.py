@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SHIPPED = Path("model") / "pretrained"
 DEFAULT_RUN = Path("runs") / "demo"
 CHECKPOINT_NAME = "checkpoint.pt"  # model.checkpoint's name; repeated so a bad path fails before torch loads
 # Feature specs written by importers: the features exist only in the imported files, not as an extractor.
@@ -83,12 +84,23 @@ class LoadedModel:
         return self.emotion or self.task
 
 
+def shipped_model() -> Path | None:
+    """The model that ships with the code (model/pretrained: trained on real corpora, see its MODEL_CARD.md),
+    or None when it is not there."""
+    folder = Path(__file__).resolve().parents[1] / SHIPPED
+    return folder if folder.is_dir() and any(folder.rglob(CHECKPOINT_NAME)) else None
+
+
 def default_checkpoint() -> Path:
-    """runs/demo in the working folder, else the repository's runs/demo; CheckpointError saying how to get one."""
+    """The shipped model, else runs/demo (in the working folder or the repository); CheckpointError saying how to
+    get one."""
+    shipped = shipped_model()
+    if shipped is not None:
+        return shipped
     for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
         if (base / DEFAULT_RUN).is_dir() and any((base / DEFAULT_RUN).rglob(CHECKPOINT_NAME)):
             return base / DEFAULT_RUN
-    raise CheckpointError(f"no --checkpoint given and no trained model in {DEFAULT_RUN}/; {TRAIN_HINT}")
+    raise CheckpointError(f"no --checkpoint given, no shipped model in {SHIPPED}/ and no trained model in {DEFAULT_RUN}/; {TRAIN_HINT}")
 
 
 def checkpoint_files(path: str | Path) -> list[Path]:

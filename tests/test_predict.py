@@ -262,6 +262,7 @@ def test_missing_or_ambiguous_checkpoint(trained, capsys, tmp_path, monkeypatch)
     (tmp_path / "empty").mkdir()
     assert "no checkpoint.pt" in one_line_error("--checkpoint", tmp_path / "empty")
     monkeypatch.setattr(pipeline.predict, "DEFAULT_RUN", Path("runs") / "no_such_run_here")
+    monkeypatch.setattr(pipeline.predict, "SHIPPED", Path("model") / "no_such_model_here")
     msg = one_line_error()
     assert "no --checkpoint given" in msg and "cli.py train" in msg
     both = tmp_path / "both"
