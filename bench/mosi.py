@@ -1,10 +1,11 @@
 """Multilogue-Net on real CMU-MOSI features (../shared/data/mosi/mosi_dev.pkl) vs linear baselines.
 
-Trains binary and regression with 3 seeds (model selection on a validation split of the training
-videos; the test videos are touched once, at the end) and prints the test metrics next to logistic /
-ridge regression on the concatenated utterance features of the same split.
+Trains binary and regression with several seeds as one `train --seeds` command would (the members share
+the validation split of seed 0; model selection on it, the test videos touched once, at the end), prints
+each single run, their mean ± std, and the seed ensemble (the mean of the members' probabilities or scores),
+next to logistic / ridge regression on the concatenated utterance features of the same split.
 
-    python bench/mosi.py [--data PATH] [--seeds 0 1 2] [--epochs E --batch-size B --lr LR ...]
+    python bench/mosi.py [--data PATH] [--seeds 0 1 2 3 4] [--paper] [--epochs E --batch-size B --lr LR ...]
 """
 
 from __future__ import annotations
@@ -23,9 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from data.dataset import load_dataset  # noqa: E402
-from model.config import TrainConfig  # noqa: E402
 from model.metrics import binary_metrics, regression_metrics  # noqa: E402
-from pipeline.train import run_training  # noqa: E402
+from pipeline.runs import plan_runs, run_plan  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mosi" / "mosi_dev.pkl"
 # Settings for a dataset of ~60 training videos (the paper's batch of 128 would be one step per epoch).
@@ -67,7 +67,7 @@ def baselines(ds: dict) -> dict[str, dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--tasks", nargs="+", default=["binary", "regression"])
     ap.add_argument("--threads", type=int, default=2)
     for k, v in SMALL_DATA.items():
@@ -88,21 +88,25 @@ def main() -> None:
     report = {}
     for task in args.tasks:
         keys = ["accuracy", "f1_weighted", "accuracy_nonzero", "f1_nonzero"] if task == "binary" else ["mae", "pearson_r", "accuracy_binary", "accuracy_7"]
-        runs = []
-        for seed in args.seeds:
-            overrides = {"patience": args.patience, "valid_ratio": args.valid_ratio} if args.paper else {k: getattr(args, k) for k in SMALL_DATA}
-            tcfg = TrainConfig.for_task(task, seed=seed, device="cpu", **overrides)
-            t0 = time.time()
-            m = run_training(ds, out_root / f"{task}-{seed}", tcfg, {"dropout": args.dropout})
-            runs.append(m["test"])
-            print(f"{task} seed {seed}: best epoch {m['best_epoch']}/{m['epochs_run']} ({time.time() - t0:.0f} s) "
-                  + " ".join(f"{k}={m['test'][k]:.3f}" for k in keys))
+        overrides = {"patience": args.patience, "valid_ratio": args.valid_ratio} if args.paper else {k: getattr(args, k) for k in SMALL_DATA}
+        plan, ensembles = plan_runs(task, out_root / task, seeds=args.seeds, train={**overrides, "device": "cpu"},
+                                    model_overrides={"dropout": args.dropout})
+        t0 = time.time()
+
+        def done(name: str, m: dict) -> None:
+            print(f"{task} {name}: best epoch {m['best_epoch']}/{m['epochs_run']} ({time.time() - t0:.0f} s) "
+                  + " ".join(f"{k}={m['test'][k]:.3f}" for k in keys), flush=True)
+
+        results = run_plan(ds, plan, ensembles, on_done=done)
+        runs = [results[r.name]["test"] for r in plan]
+        ensemble = results[ensembles[0].name]["test"]
         mean = {k: float(np.mean([r[k] for r in runs])) for k in keys}
         std = {k: float(np.std([r[k] for r in runs])) for k in keys}
-        report[task] = {"multilogue_mean": mean, "multilogue_std": std, "baseline": base[task], "runs": runs}
+        report[task] = {"multilogue_mean": mean, "multilogue_std": std, "ensemble": ensemble, "baseline": base[task], "runs": runs}
         print(f"\n| {task} (test, {len(args.seeds)} seeds) | " + " | ".join(keys) + " |")
         print("|---|" + "---|" * len(keys))
-        print("| Multilogue-Net | " + " | ".join(f"{mean[k]:.3f} ± {std[k]:.3f}" for k in keys) + " |")
+        print("| Multilogue-Net, single runs | " + " | ".join(f"{mean[k]:.3f} ± {std[k]:.3f}" for k in keys) + " |")
+        print(f"| Multilogue-Net, ensemble of the {len(args.seeds)} | " + " | ".join(f"{ensemble[k]:.3f}" for k in keys) + " |")
         name = "logistic" if task == "binary" else "ridge"
         print(f"| {name} regression (C = 1 / alpha = 1) | " + " | ".join(f"{base[task]['default'][k]:.3f}" for k in keys) + " |")
         print(f"| {name} regression (strength swept, best on test) | " + " | ".join(f"{base[task]['best_on_test'][k]:.3f}" for k in keys) + " |\n")
