@@ -42,6 +42,7 @@ import numpy as np
 from data.align import overlap_mean, words_in_segments
 from data.dataset import FORMAT_VERSION, LABEL_COLUMNS, MODALITIES, PRESENT, label_problem
 from data.errors import DatasetError
+from data.splits import hash_split
 
 log = logging.getLogger(__name__)
 
@@ -281,16 +282,6 @@ def load_folds(path: str | Path) -> dict[str, list[str]]:
     return folds
 
 
-def _random_split(ids: list[str], test_ratio: float, seed: int) -> tuple[list[str], list[str]]:
-    """Seeded split by video; at least one video on each side when there are two or more."""
-    n = len(ids)
-    n_test = int(round(test_ratio * n))
-    if n >= 2 and test_ratio > 0:
-        n_test = min(max(n_test, 1), n - 1)
-    chosen = set(np.random.default_rng(seed).permutation(n)[:n_test].tolist())
-    return [v for i, v in enumerate(ids) if i not in chosen], [v for i, v in enumerate(ids) if i in chosen]
-
-
 def import_csd(
     labels: str | Path,
     text: str | Path | None = None,
@@ -345,7 +336,7 @@ def import_csd(
         test = [v for v in ds["ID"] if v in test_set]
         splits = {"source": Path(folds).name, "valid": [v for v in ds["ID"] if v in valid_set]}
     else:
-        train, test = _random_split(ids, test_ratio, seed)
+        train, test = hash_split(ids, test_ratio, seed, "test")
         splits = {"source": "random", "test_ratio": test_ratio, "seed": seed, "valid": []}
     ds["train"], ds["test"] = train, test
     ds["meta"]["splits"] = splits

@@ -17,7 +17,6 @@ utterances keep NaN.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import logging
 from dataclasses import dataclass, field
@@ -159,18 +158,8 @@ def label_matrix(segments: list[Segment], rows: list[LabelRow] = (), source: str
 
 
 def split_videos(video_ids: list[str], test_ratio: float, seed: int, fixed: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
-    """(train, test) lists of video ids.
+    """(train, test) lists of video ids: videos with a split in `fixed` (from labels.csv) keep it; the others
+    go by data.splits.hash_split, so a video stays on its side when other clips are added or fail."""
+    from data.splits import hash_split
 
-    Videos with a split in `fixed` (from labels.csv) keep it. The others are ranked by a hash of
-    (seed, video id) and the first round(test_ratio * n) go to test (at least one when test_ratio > 0
-    and there are two or more such videos; never all of them). Ranking by hash keeps each video's
-    side stable when other clips are added or fail.
-    """
-    fixed = fixed or {}
-    free = [v for v in video_ids if v not in fixed]
-    ranked = sorted(free, key=lambda v: hashlib.sha256(f"{seed}:{v}".encode()).hexdigest())
-    n_test = int(round(test_ratio * len(ranked)))
-    if test_ratio > 0 and len(ranked) >= 2:
-        n_test = min(max(n_test, 1), len(ranked) - 1)
-    test = set(ranked[:n_test]) | {v for v, s in fixed.items() if s == "test"}
-    return [v for v in video_ids if v not in test], [v for v in video_ids if v in test]
+    return hash_split(video_ids, test_ratio, seed, "test", {v: s == "test" for v, s in (fixed or {}).items()})

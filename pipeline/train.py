@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
 from pathlib import Path
 from typing import Any, Callable
 
@@ -40,15 +39,14 @@ def pick_device(name: str) -> torch.device:
 
 
 def split_validation(videos: list[str], ratio: float, seed: int) -> tuple[list[str], list[str]]:
-    """Seeded split of training videos into (train, valid); valid gets round(ratio * n), at least 1 when
-    ratio > 0 and there are two or more videos."""
+    """Seeded split of training videos into (train, valid) by data.splits.hash_split: a video's side depends on
+    its id and the seed alone (so one corpus's validation videos are the same alone or merged with others);
+    at least one validation video when ratio > 0 and there are two or more videos."""
+    from data.splits import hash_split
+
     if ratio <= 0 or len(videos) < 2:
         return list(videos), []
-    n_valid = min(max(1, round(ratio * len(videos))), len(videos) - 1)
-    order = list(videos)
-    random.Random(seed).shuffle(order)
-    valid = set(order[:n_valid])
-    return [v for v in videos if v not in valid], [v for v in videos if v in valid]
+    return hash_split(videos, ratio, seed, "valid")
 
 
 def feature_stats(ds: dict, videos: list[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
