@@ -118,14 +118,18 @@ function upload(event) {
     if (e.lengthComputable) showProgress(`uploading ${clip.name}: ${Math.round((100 * e.loaded) / e.total)}%`, (100 * e.loaded) / e.total);
   };
   xhr.upload.onload = () => {
-    const tick = async () => {
+    let queue = "";
+    const analysing = () => {
       const seconds = Math.round((performance.now() - started) / 1000);
-      let queue = "";
+      if (state.busy) showProgress(`analysing ${clip.name}: transcribing, extracting features, running the models… ${seconds} s${queue}`, null);
+    };
+    const tick = async () => {
+      analysing();
       try {
         const h = await (await fetch("/api/health")).json();
-        if (h.queue.waiting > 0 && h.queue.running >= h.queue.workers) queue = ` (the server has ${h.queue.waiting} more clip${h.queue.waiting === 1 ? "" : "s"} waiting)`;
+        const n = h.queue.running + h.queue.waiting;
+        queue = n > h.queue.workers ? ` (the server has ${n} clips in hand, this one included; ${h.queue.workers} at a time)` : "";
       } catch (e) { /* the result will say what happened */ }
-      if (state.busy) showProgress(`analysing ${clip.name}: transcribing, extracting features, running the models… ${seconds} s${queue}`, null);
     };
     tick();
     timer = setInterval(tick, 1000);
