@@ -23,7 +23,7 @@ function svgEl(tag, attrs = {}) {
 function fmt(x, digits = 2, sign = false) {
   if (x === null || x === undefined) return "–";
   const s = Number(x).toFixed(digits);
-  return sign && x >= 0 ? "+" + s : s;
+  return sign && Number(s) > 0 ? "+" + s : s;
 }
 
 function suffix(name) {
