@@ -594,6 +594,8 @@ def cmd_serve(args) -> int:
 
     if args.max_queue < 0:
         raise UserError(f"--max-queue {args.max_queue}: must be 0 or more")
+    if args.max_upload_mb <= 0:
+        raise UserError(f"--max-upload-mb {args.max_upload_mb:g}: must be positive")
     sock = bind(args.host, args.port)  # before the models load, so a taken port fails at once
     print(f"loading the models ({args.checkpoint or 'default'})...", file=sys.stderr)
     predictors = load_predictors(args.checkpoint, args.workers, asr=args.asr, runtime=_runtime_settings(args) or None)

@@ -213,7 +213,9 @@ def create_app(predictors: list[Any], *, checkpoint: str | Path | None = None, m
 
 
 class _SecurityHeaders:
-    """Adds the content security policy (nothing but this server: no CDN, no inline script) to every response.
+    """Adds the content security policy (nothing but this server: no CDN, no inline script) to every response, and
+    refuses a POST that a page of another origin sends (a website cannot make its visitors' browsers feed clips to
+    their local server; clients that send no Origin, such as curl, are not browsers and pass).
     Plain ASGI rather than @app.middleware("http"), which would hide a client's disconnect from the endpoint."""
 
     def __init__(self, app: Any):
@@ -222,6 +224,17 @@ class _SecurityHeaders:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if scope["method"] == "POST":
+            from urllib.parse import urlsplit
+
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            origin = headers.get("origin")
+            if origin is not None and urlsplit(origin).netloc != headers.get("host"):
+                from starlette.responses import JSONResponse
+
+                refuse = JSONResponse({"error": "forbidden", "detail": f"a page from {origin} may not post here; "
+                                       "use this server's own page or a client outside the browser"}, status_code=403)
+                return await refuse(scope, receive, send)
 
         async def send_with_headers(message: dict) -> None:
             if message["type"] == "http.response.start":

@@ -121,6 +121,13 @@ def test_models_health_schema_and_page(server, served_models):
         # nothing from another origin: no CDN at run time
         assert not re.search(r"(src|href)=[\"']?(https?:)?//", reply.text) and "https://" not in reply.text.replace("http://www.w3.org", "")
     assert request(server.url + "/nope").json()["error"] == "not_found"
+    # a page of another origin may not post clips (a same-origin page, and clients without Origin, may)
+    body, ctype = multipart({"clip": ("x.mp4", b"")})
+    foreign = request(server.url + "/api/predict", "POST", body, {"Content-Type": ctype, "Origin": "http://evil.example"})
+    assert foreign.status == 403 and foreign.json()["error"] == "forbidden"
+    host = server.url.removeprefix("http://")
+    same = request(server.url + "/api/predict", "POST", body, {"Content-Type": ctype, "Origin": server.url, "Host": host})
+    assert same.status == 400 and same.json()["error"] == "empty_file"
 
 
 def _quiet_clip(path: Path) -> Path:

@@ -193,3 +193,36 @@ def test_bad_files_show_a_readable_message(page, served_models, tmp_path):
     assert "notes.pdf" in message and "not a video or audio file" in message
     assert len(posts) == 2
     assert page.is_hidden("#result") and page.is_hidden("#progress") and page.is_enabled("#submit")
+
+
+def test_a_seven_way_emotion_model_and_a_binary_model_render(page):
+    """The page draws what each kind of model reports: a 7-way emotion model's seven probabilities as bands and its
+    class in the table; a binary model's P(positive) on the timeline when there is no sentiment score."""
+    classes = ["neutral", "happiness", "sadness", "anger", "surprise", "disgust", "fear"]
+    both = ["text", "audio"]
+
+    def probs(top: str) -> dict:
+        return {c: (0.6 if c == top else 0.4 / 6) for c in classes}
+
+    seven = {"clip": "seven.mp4", "duration": 4.0, "transcript": "seven.srt", "models": {}, "modalities": both, "utterances": [
+        {"start": 0.2, "end": 1.8, "speaker": "A", "text": "hello there", "modalities": both, "sentiment": 1.2, "label": "positive",
+         "emotions": {}, "emotion": "happiness", "emotion_probs": probs("happiness")},
+        {"start": 2.0, "end": 3.9, "speaker": "B", "text": "go away", "modalities": both, "sentiment": -2.0, "label": "negative",
+         "emotions": {}, "emotion": "anger", "emotion_probs": probs("anger")}]}
+    show = "r => { const e = {name: r.clip, result: r, url: '', when: new Date()}; state.history.unshift(e); show(e); renderHistory(); }"
+    page.evaluate(show, seven)
+    assert page.inner_text("#band-labels").split() == classes and page.locator("#bands rect.band").count() == 14
+    assert page.locator("#utterances thead th").all_inner_texts() == ["start", "end", "speaker", "text", "sentiment", "label", "emotion"]
+    assert page.locator("#utterances td.col-emotion").all_inner_texts() == ["happiness 0.60", "anger 0.60"]
+    assert page.inner_text("#sentiment-label") == "sentiment"
+
+    binary = {**seven, "clip": "binary.mp4", "utterances": [
+        {**u, "sentiment": None, "positive_prob": p, "label": "positive" if p >= 0.5 else "negative", "emotion_probs": None, "emotion": None}
+        for u, p in zip(seven["utterances"], (0.8, 0.3))]}
+    for u in binary["utterances"]:
+        del u["emotion"], u["emotion_probs"]
+    page.evaluate(show, binary)
+    assert page.inner_text("#sentiment-label") == "P(positive)"
+    assert page.locator("#utterances thead th").all_inner_texts() == ["start", "end", "speaker", "text", "label", "positive_prob"]
+    assert [page.locator("#timeline rect.utt").nth(i).get_attribute("class") for i in range(2)] == ["utt positive", "utt negative"]
+    assert page.is_hidden("#bands") and page.locator("#history li").count() == 2
