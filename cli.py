@@ -570,17 +570,16 @@ def add_serve(sub) -> None:
     p = sub.add_parser(
         "serve",
         help="a local web page and HTTP API on the models",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Serve a web page (upload a clip, watch its sentiment and emotions beside the video) and an HTTP API "
         "(POST /api/predict, GET /api/models, GET /api/health; schema at /api/openapi.json). The models load once.",
     )
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="checkpoint.pt, a run folder or a folder of runs (default: the shipped model, else runs/demo)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on; 127.0.0.1 is this machine only, 0.0.0.0 every interface")
-    p.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
-    p.add_argument("--max-upload-mb", type=float, default=200, help="largest clip accepted")
-    p.add_argument("--workers", type=int, default=1, choices=(1, 2), help="clips analysed at the same time (each loads the models)")
-    p.add_argument("--max-queue", type=int, default=4, help="requests that may wait for a worker; more get 503")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
+    p.add_argument("--max-upload-mb", type=float, default=200, help="largest clip accepted (default 200)")
+    p.add_argument("--workers", type=int, default=1, choices=(1, 2), help="clips analysed at the same time, each worker with its own copy of the models (default 1)")
+    p.add_argument("--max-queue", type=int, default=4, help="requests that may wait for a worker; more get 503 (default 4)")
     p.add_argument("--asr", default=None, choices=list(TRANSCRIBERS),
                    help="transcriber for clips without a transcript (default: the one the checkpoint's training data used)")
     for modality, name, opt in extractors.extractor_options():
