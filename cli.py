@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Multilogue command line: extract | import | train | evaluate | predict | info.
+"""Multilogue command line: extract | import | train | evaluate | predict | serve | info.
 
 Thin by design: parse, connect progress and logging, call one library function, and turn known user
 errors into one line on stderr with exit code 2.
@@ -565,6 +565,50 @@ def cmd_predict(args) -> int:
     return 1 if failed else 0
 
 
+# ---------------------------------------------------------------- serve
+def add_serve(sub) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="a local web page and HTTP API on the models",
+        description="Serve a web page (upload a clip, watch its sentiment and emotions beside the video) and an HTTP API "
+        "(POST /api/predict, GET /api/models, GET /api/health; schema at /api/openapi.json). The models load once.",
+    )
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="checkpoint.pt, a run folder or a folder of runs (default: the shipped model, else runs/demo)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
+    p.add_argument("--max-upload-mb", type=float, default=200, help="largest clip accepted (default 200)")
+    p.add_argument("--workers", type=int, default=1, choices=(1, 2), help="clips analysed at the same time, each worker with its own copy of the models (default 1)")
+    p.add_argument("--max-queue", type=int, default=4, help="requests that may wait for a worker; more get 503 (default 4)")
+    p.add_argument("--asr", default=None, choices=list(TRANSCRIBERS),
+                   help="transcriber for clips without a transcript (default: the one the checkpoint's training data used)")
+    for modality, name, opt in extractors.extractor_options():
+        if opt.runtime:
+            p.add_argument(opt.flag, type=Path, default=None, help=f"{opt.help}; for checkpoints trained with {_flag(modality)} {name}")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args) -> int:
+    from pipeline.serve import address, bind, create_app, is_loopback, load_predictors, run_server
+
+    if args.max_queue < 0:
+        raise UserError(f"--max-queue {args.max_queue}: must be 0 or more")
+    if args.max_upload_mb <= 0:
+        raise UserError(f"--max-upload-mb {args.max_upload_mb:g}: must be positive")
+    sock = bind(args.host, args.port)  # before the models load, so a taken port fails at once
+    print(f"loading the models ({args.checkpoint or 'default'})...", file=sys.stderr)
+    predictors = load_predictors(args.checkpoint, args.workers, asr=args.asr, runtime=_runtime_settings(args) or None)
+    app = create_app(predictors, checkpoint=args.checkpoint, max_upload_mb=args.max_upload_mb, max_queue=args.max_queue)
+    url = address(sock)
+    if is_loopback(args.host):
+        print(f"serving on {url} (this machine only; --host 0.0.0.0 serves other machines too). Ctrl-C stops.", file=sys.stderr)
+    else:
+        print(f"serving on {url}\nwarning: --host {args.host} is reachable from other machines; the server has no authentication "
+              "and runs anything uploaded through ffmpeg. Ctrl-C stops.", file=sys.stderr)
+    run_server(app, sock)
+    return 0
+
+
 # ---------------------------------------------------------------- info
 def add_info(sub) -> None:
     p = sub.add_parser("info", help="describe a model, dataset or checkpoint")
@@ -616,7 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cli.py", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for add in (add_extract, add_import, add_train, add_evaluate, add_predict, add_info):
+    for add in (add_extract, add_import, add_train, add_evaluate, add_predict, add_serve, add_info):
         add(sub)
     return parser
 

@@ -1,0 +1,72 @@
+"""The README's picture of the `cli.py serve` page: serve a checkpoint, upload a clip (and its transcript) in
+headless Chromium (the system's, driven by Playwright), seek to an utterance and save the page as a PNG.
+
+    python docs/screenshot.py --checkpoint runs/demo --clip runs/demo_corpus/heldout/heldout.mp4 \\
+        --transcript runs/demo_corpus/heldout/heldout.srt --seek 3 -o docs/serve-page.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--hide-scrollbars"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped model, else runs/demo")
+    ap.add_argument("--clip", type=Path, required=True)
+    ap.add_argument("--transcript", type=Path, default=None)
+    ap.add_argument("--seek", type=int, default=3, help="utterance (1-based) to seek to before the picture")
+    ap.add_argument("--width", type=int, default=1100)
+    ap.add_argument("--colors", type=int, default=256, help="palette size of the saved PNG (0: keep full colour)")
+    ap.add_argument("-o", "--out", type=Path, default=REPO / "docs" / "serve-page.png")
+    args = ap.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    from pipeline.serve import BackgroundServer, create_app, load_predictors
+
+    app = create_app(load_predictors(args.checkpoint), checkpoint=args.checkpoint)
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise SystemExit("Chromium is not installed: apt-get install chromium")
+    with BackgroundServer(app) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+        page = browser.new_page(viewport={"width": args.width, "height": 900})
+        page.goto(server.url + "/")
+        page.set_input_files("#clip", args.clip)
+        if args.transcript:
+            page.set_input_files("#transcript", args.transcript)
+        page.click("#submit")
+        page.wait_for_selector("#utterances tbody tr", timeout=300_000)
+        page.locator("#utterances tbody tr").nth(args.seek - 1).click()
+        start = time.monotonic()
+        while page.evaluate("document.getElementById('player').seeking || document.getElementById('player').readyState < 2"):
+            if time.monotonic() - start > 30:
+                break
+            time.sleep(0.1)
+        page.mouse.move(0, 0)
+        time.sleep(2.0)  # let the player draw the frame (and drop its spinner)
+        tmp = args.out.with_suffix(".tmp.png")
+        page.screenshot(path=str(tmp), full_page=True)
+        browser.close()
+    if args.colors:
+        from PIL import Image
+
+        Image.open(tmp).convert("RGB").quantize(args.colors, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(tmp, optimize=True)
+    tmp.replace(args.out)
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
