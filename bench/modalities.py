@@ -3,8 +3,8 @@
 Trains sentiment regression (and binary) on ../shared/data/mosi/mosi_dev.pkl (62 train / 11 test videos,
 all three modalities present) with the small-data settings of bench/mosi.py, once with
 `--modality-dropout 0` and once with P, for several seeds; then evaluates each model on the test videos with
-all modalities, without audio, without visual, without both, and without text (the removed modality is
-marked absent, as for a clip without a face or without usable audio). Prints the mean ± std over seeds.
+all modalities, without audio, without visual, and without both (the removed modality is marked absent,
+as for a clip without a face or without usable audio). Prints the mean ± std over seeds.
 
     python bench/modalities.py [--seeds 0 1 2] [--dropout-p 0.3] [--tasks regression binary]
 """
@@ -31,8 +31,7 @@ from pipeline.train import evaluate, run_training  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mosi" / "mosi_dev.pkl"
 SMALL_DATA = {"batch_size": 4, "lr": 1e-3, "epochs": 40, "patience": 8, "valid_ratio": 0.1}
-CONDITIONS = {"all": ["text", "audio", "visual"], "no audio": ["text", "visual"], "no visual": ["text", "audio"], "text only": ["text"],
-              "no text": ["audio", "visual"]}
+CONDITIONS = {"all": ["text", "audio", "visual"], "no audio": ["text", "visual"], "no visual": ["text", "audio"], "text only": ["text"]}
 KEYS = {"regression": ["mae", "pearson_r", "accuracy_binary"], "binary": ["accuracy", "f1_weighted"]}
 
 
