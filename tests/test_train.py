@@ -43,7 +43,8 @@ def test_regression_learns_a_linear_signal(tmp_path):
     ds = synthetic_dataset(n_videos=50, seed=1)
     metrics = run_training(ds, tmp_path / "r", TrainConfig.for_task("regression", epochs=15, batch_size=4, lr=3e-3, patience=15), SMALL)
     truth = np.concatenate([ds["labels"][v][:, 0] for v in ds["test"]])
-    constant_mae = np.abs(truth - np.mean([ds["labels"][v][:, 0] for v in ds["train"]][0])).mean()
+    train_mean = np.concatenate([ds["labels"][v][:, 0] for v in ds["train"]]).mean()
+    constant_mae = np.abs(truth - train_mean).mean()  # the best constant a model could learn from the train labels
     assert metrics["test"]["mae"] < 0.8 * constant_mae
     assert metrics["test"]["pearson_r"] > 0.5
 
@@ -109,6 +110,12 @@ def test_cli_emotion_all_and_evaluate(tmp_path, capsys):
     assert set(by_run) == set(summary)
     for e, metrics in by_run.items():
         assert metrics["weighted_accuracy"] == pytest.approx(summary[e]["test"]["weighted_accuracy"]), e
+    assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "emo" / "fear"), "--data", str(data)]) == 0
+    printed = capsys.readouterr().out  # the table shows what metrics.json holds
+    on_disk = json.loads((tmp_path / "emo" / "fear" / "metrics.json").read_text())["test"]
+    for k in ("accuracy", "weighted_accuracy", "f1_weighted"):
+        line = next(x for x in printed.splitlines() if x.split() and x.split()[0] == k)
+        assert float(line.split()[1]) == pytest.approx(on_disk[k], abs=0.006), k
 
 
 def test_cli_info_model_prints_paper_parameter_count(capsys):
@@ -126,8 +133,12 @@ def test_emotion_all_resumes_the_emotions_it_did_not_finish(tmp_path):
         for f in (tmp_path / "emo" / e).iterdir():
             if f.is_file():
                 f.unlink()
+    finished = {e: (tmp_path / "emo" / e / "checkpoint.pt").stat().st_mtime_ns for e in ("happiness", "sadness")}
     assert cli.main(args + ["--resume"]) == 0
     assert all((tmp_path / "emo" / e / "checkpoint.pt").exists() for e in ("anger", "surprise", "disgust", "fear"))
+    for e, mtime in finished.items():  # the finished emotions were not trained again
+        assert (tmp_path / "emo" / e / "checkpoint.pt").stat().st_mtime_ns == mtime, e
+        assert len(torch.load(tmp_path / "emo" / e / "last.pt", weights_only=True)["history"]) == 1
 
 
 def test_modality_dropout_trains_a_model_that_uses_what_is_there(tmp_path):

@@ -1,0 +1,55 @@
+"""The shipped model (model/pretrained): the committed weights load, match what their model card and report say
+they are, stay small, and predict on a real talking-face clip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.synthetic import SHARED_DATA
+
+SHIPPED = Path(__file__).resolve().parents[1] / "model" / "pretrained"
+CREMAD = sorted((SHARED_DATA / "cremad").glob("1001_DFA_*.flv"))
+
+
+def test_committed_weights_load_and_match_the_card():
+    from model.checkpoint import load_model
+    from model.network import Ensemble
+    from pipeline.predict import check_spec
+
+    report = json.loads((SHIPPED / "report.json").read_text())
+    card = (SHIPPED / "MODEL_CARD.md").read_text()
+    total = 0
+    for kind, task in (("sentiment", "regression"), ("emotion", "emotion-class")):
+        path = SHIPPED / kind / "checkpoint.pt"
+        total += path.stat().st_size
+        model, ckpt = load_model(path)
+        assert isinstance(model, Ensemble) and ckpt["task"] == task and ckpt["dtype"] == "float16"
+        assert ckpt["seeds"] == report["recipe"]["seeds"] and len(model.members) == len(report["recipe"]["seeds"])
+        spec = check_spec(ckpt)  # reproducible from a clip with this installation's extractors
+        assert spec["text"]["name"] == report["recipe"]["text"] == "minilm"
+        assert spec["visual"]["name"] == "none"  # no labelled faces: no visual input, as the card says
+        assert ckpt["feature_spec"]["asr"]["name"] == "whisper" or kind == "sentiment"
+        assert ckpt["model_config"]["d_hidden"] == report["recipe"]["hidden"]
+        assert report[kind]["task"] == task
+        for corpus, figures in report[kind]["corpora"].items():  # the card shows the report's figures
+            key = "f1_weighted" if task == "emotion-class" else "mae"
+            assert f"{figures['model'][key]:.{3 if key == 'mae' else 1}f}" in card, (kind, corpus)
+    assert (SHIPPED / "emotion" / "checkpoint.pt").exists()
+    assert "visual**: none" in card and "CC BY-NC-SA 4.0" in card and "GPL-3.0" in card
+    assert total < 30e6
+
+
+@pytest.mark.skipif(not CREMAD, reason="../shared/data/cremad not present")
+def test_shipped_model_predicts_on_a_real_talking_face_clip():
+    from pipeline.predict import Predictor, default_checkpoint
+
+    assert default_checkpoint() == SHIPPED
+    result = Predictor().predict(CREMAD[0])
+    (u,) = [u for u in result["utterances"] if u["text"]]
+    assert "jacket" in u["text"].lower() and result["transcript"] == "whisper tiny.en (automatic)"
+    assert u["emotion"] in u["emotion_probs"] and abs(sum(u["emotion_probs"].values()) - 1) < 1e-3
+    assert -3 <= u["sentiment"] <= 3 and u["label"] in ("positive", "negative")
+    assert u["modalities"] == ["text", "audio"]  # the face is not an input of these models
