@@ -19,8 +19,14 @@ import torch.nn.functional as F
 from model.network import MODALITY_ORDER
 
 
-def reference_cell(cell, U: torch.Tensor, C: torch.Tensor, qmask: torch.Tensor, pres: torch.Tensor | None = None) -> torch.Tensor:
-    """U (T,B,d), C (T,B,d_ctx), qmask (T,B,P), pres (T,B) bool or None -> e (T,B,d_e); no dropout."""
+def no_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    return x
+
+
+def reference_cell(cell, U: torch.Tensor, C: torch.Tensor, qmask: torch.Tensor, pres: torch.Tensor | None = None,
+                   drop=no_dropout, p: float = 0.0) -> torch.Tensor:
+    """U (T,B,d), C (T,B,d_ctx), qmask (T,B,P), pres (T,B) bool or None -> e (T,B,d_e). drop(x, p) is applied to
+    each new global, party and emotion state (the recurrent dropout, DESIGN.md steps 1, 3, 4)."""
     T, B, P = qmask.shape
     if pres is not None:  # dialogue by dialogue, only the present steps, the states carried over the others
         out = U.new_zeros(T, B, cell.e_cell.hidden_size)
@@ -28,7 +34,7 @@ def reference_cell(cell, U: torch.Tensor, C: torch.Tensor, qmask: torch.Tensor, 
             steps = pres[:, b].nonzero().flatten().tolist()
             if not steps:
                 continue
-            e_b = reference_cell(cell, U[steps, b : b + 1], C[steps, b : b + 1], qmask[steps, b : b + 1])
+            e_b = reference_cell(cell, U[steps, b : b + 1], C[steps, b : b + 1], qmask[steps, b : b + 1], drop=drop, p=p)
             last = None
             for t in range(T):
                 if t in steps:
@@ -45,7 +51,7 @@ def reference_cell(cell, U: torch.Tensor, C: torch.Tensor, qmask: torch.Tensor, 
     for t in range(T):
         idx = qmask[t].argmax(1)
         g_prev = history[-1] if history else U.new_zeros(B, d_g)
-        g = cell.g_cell(torch.cat([C[t], q[rows, idx]], dim=1), g_prev)
+        g = drop(cell.g_cell(torch.cat([C[t], q[rows, idx]], dim=1), g_prev), p)
         if history:
             H = torch.stack(history)  # (t, B, d_g)
             alpha = torch.softmax(cell.attention(H), dim=0)
@@ -53,10 +59,10 @@ def reference_cell(cell, U: torch.Tensor, C: torch.Tensor, qmask: torch.Tensor, 
         else:
             a = U.new_zeros(B, d_g)
         x = torch.cat([U[t], a], dim=1).unsqueeze(1).expand(B, P, -1).reshape(B * P, -1)
-        q_all = cell.p_cell(x, q.reshape(B * P, d_p)).view(B, P, d_p)
+        q_all = drop(cell.p_cell(x, q.reshape(B * P, d_p)).view(B, P, d_p), p)
         m = qmask[t].unsqueeze(2)
         q = q * (1 - m) + q_all * m
-        e = cell.e_cell(q[rows, idx], e)
+        e = drop(cell.e_cell(q[rows, idx], e), p)
         history.append(g)
         outputs.append(e)
     return torch.stack(outputs)
@@ -89,7 +95,9 @@ def reference_pair(x: torch.Tensor, y: torch.Tensor, keys_x: torch.Tensor, keys_
     return out
 
 
-def reference_forward(model, text, audio, visual, speakers, mask, present=None) -> torch.Tensor:
+def reference_forward(model, text, audio, visual, speakers, mask, present=None, drop=no_dropout) -> torch.Tensor:
+    """The model's output, step by step. drop(x, p): dropout, applied where the paper places it (the
+    recurrent states, the cells' outputs, the hidden vectors); the default applies none (eval mode)."""
     cfg = model.config
     mask = mask.bool()
     lengths = mask.sum(1).tolist()
@@ -102,15 +110,18 @@ def reference_forward(model, text, audio, visual, speakers, mask, present=None) 
     hs = []
     for k, m in enumerate(MODALITY_ORDER):
         pres = None if present is None else keep[m].transpose(0, 1)
-        e = reference_cell(model.forward_cells[k], feats[m], feats["text"], qmask, pres)
+        rec = cfg.recurrent_dropout
+        e = reference_cell(model.forward_cells[k], feats[m], feats["text"], qmask, pres, drop, rec)
         if cfg.bidirectional:
             e_b = reference_cell(
                 model.backward_cells[k], reverse_each(feats[m], lengths), reverse_each(feats["text"], lengths), reverse_each(qmask, lengths),
-                None if pres is None else reverse_each(pres, lengths),
+                None if pres is None else reverse_each(pres, lengths), drop, rec,
             )
             e = torch.cat([e, reverse_each(e_b, lengths)], dim=-1)
+        e = drop(e, cfg.output_dropout)
         h = model.hidden(e)
         h = F.relu(h) if cfg.bidirectional else h
+        h = drop(h, cfg.dropout)
         hs.append(h if present is None else h * keep[m].transpose(0, 1).unsqueeze(-1))
     h_t, h_a, h_v = (h.transpose(0, 1) for h in hs)
     every = torch.ones_like(mask)

@@ -206,3 +206,28 @@ def test_a_modality_absent_everywhere_removes_its_stream():
             p.add_(torch.randn_like(p))
         after = model(*batch, present)
     torch.testing.assert_close(before[batch[-1]], after[batch[-1]], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_dropout_placement_matches_the_equations(task, monkeypatch):
+    """In training mode, with dropout replaced by a fixed mask (a function of the feature index only, so the
+    fast model's stacked layout and the reference's per-cell one drop the same units), the outputs agree: the
+    dropouts sit where the equations put them."""
+    import model.network as network
+
+    def fixed_mask(x, p, training=True):
+        if p <= 0 or not training:
+            return x
+        keep = (torch.arange(x.shape[-1], device=x.device) % 3 != 0).to(x.dtype)
+        return x * keep / (1 - p)
+
+    model = small_model(task).train()
+    batch = make_batch([5, 3, 4], parties=2, seed=11)
+    monkeypatch.setattr(network, "dropout_", fixed_mask)
+    with torch.no_grad():
+        fast = model(*batch)
+        ref = reference_forward(model, *batch, drop=fixed_mask)
+        plain = reference_forward(model, *batch)  # without the dropouts: visibly different
+    mask = batch[-1]
+    torch.testing.assert_close(fast[mask], ref[mask], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(fast[mask], plain[mask], atol=1e-3)

@@ -1,6 +1,7 @@
 """Training, evaluation, resume and the run folder, on small synthetic data."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -230,3 +231,43 @@ def test_selection_on_the_metric_and_class_weight_schemes(tmp_path):
     assert torch.allclose(class_weights(data, "binary", "sqrt"), inverse.sqrt())
     assert class_weights(data, "binary", "none").tolist() == [1.0, 1.0]
     assert class_weights(data, "regression", "sqrt") is None
+
+
+def test_kill_9_of_train_then_resume_reaches_the_same_weights(tmp_path):
+    """A real SIGKILL of `cli.py train` mid-run (not a simulated interrupt), then --resume."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = write_synthetic(tmp_path / "d.pkl", n_videos=120, seed=4)
+    args = ["--task", "regression", "--data", str(data), "--epochs", "12", "--batch-size", "2", "--hidden-size", "16", "--patience", "50"]
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    full = subprocess.run([sys.executable, "cli.py", "train", *args, "--out", str(tmp_path / "full")], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert full.returncode == 0, full.stderr[-500:]
+    proc = subprocess.Popen([sys.executable, "cli.py", "train", *args, "--out", str(tmp_path / "cut")], cwd=repo, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "cut" / "last.pt"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if torch.load(last, weights_only=True)["epoch"] >= 3:
+                break
+        except Exception:  # not written yet (or being replaced)
+            pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    stopped_at = torch.load(last, weights_only=True)["epoch"]
+    assert 3 <= stopped_at < 12, "the run finished before it could be killed; make it longer"
+    resumed = subprocess.run([sys.executable, "cli.py", "train", *args, "--out", str(tmp_path / "cut"), "--resume"], cwd=repo, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-500:]
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)
+    b = torch.load(last, weights_only=True)
+    assert [h["epoch"] for h in b["history"]] == list(range(1, 13))
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k])
