@@ -628,8 +628,10 @@ def cmd_info_model(args) -> int:
     from model.config import ModelConfig
     from model.network import MultilogueNet, count_parameters
 
-    if min(args.dims) <= 0:
-        raise UserError(f"--dims {' '.join(map(str, args.dims))}: every dim must be positive")
+    from model.checkpoint import MAX_DIM
+
+    if min(args.dims) <= 0 or max(args.dims) > MAX_DIM:
+        raise UserError(f"--dims {' '.join(map(str, args.dims))}: every dim must be in 1..{MAX_DIM}")
     cfg = ModelConfig.for_task(args.task, *args.dims)
     net = MultilogueNet(cfg)
     print(net)

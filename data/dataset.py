@@ -107,6 +107,16 @@ def validate_dataset(ds: Any, source: Any = "dataset") -> dict:
         _fail(source, f"missing key(s) {', '.join(map(repr, missing))}", f"a dataset needs all of {', '.join(KEYS)}")
     if not isinstance(ds["meta"], dict):
         _fail(source, "'meta' is not a dict", "re-create the file with `cli.py extract` or `cli.py import`")
+    for key in ("ID", "train", "test"):
+        if not isinstance(ds[key], (list, tuple)) or not all(isinstance(v, str) for v in ds[key]):
+            what = type(ds[key]).__name__ if not isinstance(ds[key], (list, tuple)) else "a list with non-string ids"
+            _fail(source, f"'{key}' is {what}, not a list of video ids (strings)", "store video ids as a list of strings")
+    for key in ("features", "timings", "provenance"):
+        if key in ds["meta"] and not isinstance(ds["meta"][key], dict):
+            _fail(source, f"meta '{key}' is a {type(ds['meta'][key]).__name__}, not a dict", "re-create the file with `cli.py extract` or `cli.py import`")
+    for m, spec in ds["meta"].get("features", {}).items():
+        if not isinstance(spec, dict):
+            _fail(source, f"meta 'features' entry {m!r} is a {type(spec).__name__}, not a dict", "each feature spec is {name, params, dim}")
     ids = list(ds["ID"])
     if len(set(ids)) != len(ids):
         dup = sorted({v for v in ids if ids.count(v) > 1})[:3]
@@ -142,7 +152,10 @@ def validate_dataset(ds: Any, source: Any = "dataset") -> dict:
                 bad = int((~np.isfinite(arr)).any(axis=1).nonzero()[0][0])
                 _fail(source, f"video {vid!r}: '{key}' has NaN/inf (first at utterance {bad})", "replace non-finite features, e.g. with np.nan_to_num")
             ds[key][vid] = arr
-        labels = np.asarray(ds["labels"][vid], dtype=np.float32)
+        try:
+            labels = np.asarray(ds["labels"][vid], dtype=np.float32)
+        except (TypeError, ValueError):
+            _fail(source, f"video {vid!r}: 'labels' are not numbers", "store labels as floats (NaN where unknown)")
         if labels.shape != (n, len(LABEL_COLUMNS)):
             _fail(source, f"video {vid!r}: 'labels' has shape {labels.shape}, expected ({n}, {len(LABEL_COLUMNS)})", f"one row per utterance with columns {', '.join(LABEL_COLUMNS)} (NaN where unknown)")
         problem = label_problem(labels)

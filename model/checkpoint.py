@@ -89,10 +89,46 @@ def read_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"{path}: not a readable Multilogue checkpoint ({first}); pass a checkpoint.pt written by `cli.py train`") from e
     if not isinstance(ckpt, dict) or "model_config" not in ckpt or ("state_dict" not in ckpt and "members" not in ckpt):
         raise CheckpointError(f"{path}: not a Multilogue checkpoint (no model_config/state_dict); pass a checkpoint.pt written by `cli.py train`")
-    if ckpt.get("format_version", 0) > CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format {ckpt['format_version']} is newer than this code ({CHECKPOINT_VERSION}); update Multilogue")
+    if not isinstance(ckpt.get("format_version", 0), int) or ckpt.get("format_version", 0) > CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {ckpt.get('format_version')!r} is not one this code reads ({CHECKPOINT_VERSION}); update Multilogue")
+    problem = checkpoint_problem(ckpt)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}; pass a checkpoint.pt written by `cli.py train` (or train one again)")
     ckpt["path"] = str(path)
     return ckpt
+
+
+MAX_DIM = 1 << 16  # no feature set or layer here is anywhere near this wide; a bigger number is a broken file
+
+
+def checkpoint_problem(ckpt: dict) -> str | None:
+    """What is wrong with a loaded checkpoint dict's contents, or None (the boundary check of read_checkpoint)."""
+    from model.tasks import EMOTIONS, TASKS
+
+    task = ckpt.get("task")
+    if task not in TASKS:
+        return f"its task {task!r} is not one of {', '.join(TASKS)}"
+    if TASKS[task].per_emotion and ckpt.get("emotion") not in EMOTIONS:
+        return f"its emotion {ckpt.get('emotion')!r} is not one of {', '.join(EMOTIONS)}"
+    cfg = ckpt.get("model_config")
+    if not isinstance(cfg, dict) or not cfg:
+        return "its model_config is not a filled dict"
+    if cfg.get("task") != task:
+        return f"its model_config is for task {cfg.get('task')!r} but the checkpoint says {task!r}"
+    for key in ("d_text", "d_audio", "d_visual", "d_global", "d_party", "d_emotion", "d_hidden"):
+        value = cfg.get(key, 0 if key.startswith("d_") and key[2:] in ("text", "audio", "visual") else 1)
+        low = 0 if key in ("d_text", "d_audio", "d_visual") else 1
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= MAX_DIM:
+            return f"its model_config {key} = {value!r} is not a width in {low}..{MAX_DIM}"
+    if not all(k in cfg for k in ("d_text", "d_audio", "d_visual")):
+        return "its model_config lacks the input widths (d_text, d_audio, d_visual)"
+    states = ckpt["members"] if "members" in ckpt else [ckpt.get("state_dict")]
+    if not isinstance(states, list) or not states or not all(isinstance(sd, dict) and all(isinstance(v, torch.Tensor) for v in sd.values()) for sd in states):
+        return "its weights are not state dicts of tensors"
+    spec = ckpt.get("feature_spec", {})
+    if not isinstance(spec, dict) or not all(isinstance(v, dict) for v in spec.values()):
+        return "its feature_spec is not a dict of {name, params, dim} entries"
+    return None
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[MultilogueNet | Ensemble, dict]:
