@@ -24,6 +24,7 @@ audio-only clip has no visual modality at all.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -268,15 +269,20 @@ def extract_folder(
             progress(len(results) + len(report.failures), len(clips), failed=len(report.failures), cached=report.cached)
         return not (strict and report.failures)
 
-    if progress is not None:  # show the bar (and its clip count) while the workers start
-        progress(0, len(clips), failed=0, cached=0)
-    if ray is None:
-        run_pool(jobs, settings, usable_cores() if workers is None else int(workers), on_result)
-    else:
-        from pipeline.extract_ray import run_ray
+    with contextlib.ExitStack() as stack:
+        if ray is not None:  # joined (or started) before the progress bar: an unreachable cluster is one line
+            from pipeline.cluster import ray_cluster
 
-        report.backend = f"ray {ray}"
-        report.worker_builds = run_ray(jobs, settings, on_result, address=ray, ship=ship_clips, workers=workers)
+            cluster = stack.enter_context(ray_cluster(ray, num_cpus=workers))
+        if progress is not None:  # show the bar (and its clip count) while the workers start
+            progress(0, len(clips), failed=0, cached=0)
+        if ray is None:
+            run_pool(jobs, settings, usable_cores() if workers is None else int(workers), on_result)
+        else:
+            from pipeline.extract_ray import run_ray
+
+            report.backend = f"ray {ray}"
+            report.worker_builds = run_ray(jobs, settings, on_result, cluster, ship=ship_clips, workers=workers)
     report.stage_seconds = stage
     report.failures.sort(key=lambda f: f["clip"])
     _write_failures(failures_path, report.failures)
