@@ -137,8 +137,6 @@ def ray_cluster(address: str | None = LOCAL, *, num_cpus: int | None = None, num
         raise UserError(f"--workers {num_cpus}: must be >= 1")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    if not log.isEnabledFor(logging.DEBUG):  # the C++ core's own warnings (retries while connecting, ...)
-        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
     _set_loopback(head is None or _is_loopback(parse_address(head)[0]))
     try:
         import ray

@@ -17,10 +17,10 @@ per clip. Two ways to reach the clips:
 
 Both use the same cache key, so a cache filled on a cluster serves a local run and the other way round.
 Failure reasons and log lines name the clip as the driver spells it, as locally (a task works from the
-driver's working folder, or its mirror under the temporary folder of shipped clips). A worker process that dies on a clip (a
-crash in a native library, the out-of-memory killer) is replaced and the clip retried once; if it dies again
-only that clip fails. Log records of our packages in the workers are sent back with each result and logged
-here.
+driver's working folder, or its mirror under the temporary folder of shipped clips). A worker process that
+dies on a clip (a crash in a native library, the out-of-memory killer) is replaced and the clip retried
+once; if it dies again only that clip fails. Log records of our packages in the workers are sent back with
+each result and logged here.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from typing import Any, Callable
 from data.errors import ExtractionError, UserError
 from pipeline.cluster import PACKAGES, Cluster, task_failure, user_error_of
 from pipeline.extract_pool import DIED, file_size
-from pipeline.extract_step import _WORKER, cache_path, clip_key, init_worker, process_clip, read_cache, store
+from pipeline.extract_step import cache_path, clip_key, ensure_worker, process_clip, read_cache, store
 
 log = logging.getLogger(__name__)
 OnResult = Callable[[int, dict], bool]
@@ -59,7 +59,7 @@ def run_ray(jobs: list[tuple[str, bool]], settings: dict, on_result: OnResult, c
     limit = int(workers) if workers else max(2, 2 * int(cluster.cpus))
     log.info("extracting %d clips on %s%s", len(jobs), cluster.describe(), ", clips shipped" if ship else "")
     _pickle_by_value(settings)
-    token = hashlib.sha256(json.dumps({k: v for k, v in settings.items() if k != "factories"}, sort_keys=True, default=str).encode()).hexdigest()
+    run_key = hashlib.sha256(json.dumps({k: v for k, v in settings.items() if k != "factories"}, sort_keys=True, default=str).encode()).hexdigest()
     settings_ref = ray.put(settings)
     levels = {p: logging.getLogger(p).getEffectiveLevel() for p in PACKAGES}
     task = ray.remote(_clip_task).options(num_cpus=1, max_retries=1, retry_exceptions=False)
@@ -75,7 +75,7 @@ def run_ray(jobs: list[tuple[str, bool]], settings: dict, on_result: OnResult, c
                 i = order.pop(0)
                 clip, audio_only = jobs[i]
                 if not ship:
-                    in_flight[task.remote(settings_ref, token, levels, cwd, clip, audio_only, None)] = (i, None)
+                    in_flight[task.remote(settings_ref, run_key, levels, cwd, clip, audio_only, None)] = (i, None)
                     continue
                 try:
                     _, key, transcript = clip_key(clip, audio_only, settings)
@@ -89,7 +89,7 @@ def run_ray(jobs: list[tuple[str, bool]], settings: dict, on_result: OnResult, c
                         return builds
                     continue
                 files = {Path(p).name: Path(p).read_bytes() for p in (clip, transcript) if p is not None}
-                in_flight[task.remote(settings_ref, token, levels, cwd, clip, audio_only, ray.put(files))] = (i, key)
+                in_flight[task.remote(settings_ref, run_key, levels, cwd, clip, audio_only, ray.put(files))] = (i, key)
             if not in_flight:
                 continue
             (ref,), _ = ray.wait(list(in_flight), num_returns=1)
@@ -157,7 +157,7 @@ class _Records(logging.Handler):
         self.records.append((record.name, record.levelno, record.getMessage()))
 
 
-def _clip_task(settings: dict, token: str, levels: dict[str, int], cwd: str, clip: str, audio_only: bool,
+def _clip_task(settings: dict, run_key: str, levels: dict[str, int], cwd: str, clip: str, audio_only: bool,
                shipped: dict[str, bytes] | None) -> dict:
     """One clip in a Ray worker: process_clip on the shared path, or on a copy of the shipped files (the clip
     and its transcript) laid out under a temporary folder as they are on the driver. `clip` is spelled as on
@@ -172,9 +172,7 @@ def _clip_task(settings: dict, token: str, levels: dict[str, int], cwd: str, cli
         lg.addHandler(handler)
     here, root = os.getcwd(), ""
     try:
-        if _WORKER.get("token") != token:  # a new run's settings: build its extractors on first use
-            init_worker(settings, True, min(levels.values()))
-            _WORKER["token"] = token
+        ensure_worker(settings, run_key, min(levels.values()))
         if shipped is None:
             outcome = _shared(settings, cwd, clip, audio_only, host)
         else:
@@ -195,7 +193,7 @@ def _clip_task(settings: dict, token: str, levels: dict[str, int], cwd: str, cli
         if outcome.get("reason"):
             outcome["reason"] = outcome["reason"].replace(root, "")
         handler.records = [(n, lv, m.replace(root, "")) for n, lv, m in handler.records]
-    return {"outcome": outcome, "logs": handler.records, "worker": f"{host}:{os.getpid()}", "builds": _WORKER.get("builds", 0)}
+    return {"outcome": outcome, "logs": handler.records, "worker": f"{host}:{os.getpid()}", "builds": ensure_worker(settings, run_key, 0)}
 
 
 def _shared(settings: dict, cwd: str, clip: str, audio_only: bool, host: str) -> dict:

@@ -85,6 +85,16 @@ def init_worker(settings: dict, single_thread: bool, log_level: int) -> None:
     _WORKER.update(settings=settings, single_thread=single_thread, builds=0)
 
 
+def ensure_worker(settings: dict, key: str, log_level: int) -> int:
+    """init_worker (single-threaded) unless this process already runs the settings named `key`: a long-lived
+    worker (a Ray worker process) keeps its extractors from one clip to the next and rebuilds them only for
+    another run's settings. Returns how many times this process built the current extractors so far."""
+    if _WORKER.get("key") != key:
+        init_worker(settings, True, log_level)
+        _WORKER["key"] = key
+    return _WORKER.get("builds", 0)
+
+
 def worker_extractors() -> dict[str, Any]:
     """This process's extractors for the current settings, built on first use."""
     if "extractors" not in _WORKER:
