@@ -182,16 +182,24 @@ def test_ray_user_errors_are_one_line(clips, tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-def test_local_instance_binds_loopback_only():
+def test_local_instance_binds_loopback_only(monkeypatch):
+    import shutil
+    import tempfile
+
     import ray
 
     from pipeline.cluster import ray_cluster
 
-    with ray_cluster(num_cpus=1) as cluster:
-        assert cluster.head is None and cluster.cpus == 1 and cluster.nodes == 1
-        assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
-        assert [n["NodeManagerAddress"] for n in ray.nodes()] == ["127.0.0.1"]
-    assert not ray.is_initialized()
+    temp = tempfile.mkdtemp(prefix="mlray", dir="/tmp")  # its session folder (short: socket paths), removed after
+    monkeypatch.setenv("RAY_TMPDIR", temp)
+    try:
+        with ray_cluster(num_cpus=1) as cluster:
+            assert cluster.head is None and cluster.cpus == 1 and cluster.nodes == 1
+            assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
+            assert [n["NodeManagerAddress"] for n in ray.nodes()] == ["127.0.0.1"]
+        assert not ray.is_initialized()
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 # ------------------------------------------------------------------ training
