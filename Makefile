@@ -27,9 +27,10 @@ $(STAMP): requirements.txt Makefile
 
 install: $(STAMP)
 
+# tests/test_ray.py starts (and stops) its own Ray head on 127.0.0.1 from the venv's `ray`; no usage statistics
 test: $(STAMP)
 	$(call apt_ensure,$(APT_PACKAGES) $(TEST_APT_PACKAGES))
-	$(PY) -m pytest -q
+	RAY_USAGE_STATS_ENABLED=0 $(PY) -m pytest -q
 
 demo: $(STAMP)
 	$(PY) -m pipeline.demo

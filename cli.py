@@ -102,7 +102,16 @@ def add_extract(sub) -> None:
     p.add_argument("--cache-dir", type=Path, default=None, help="per-clip feature cache (default: .cache/extract beside the output)")
     p.add_argument("--asr", default=DEFAULT_ASR, choices=list(TRANSCRIBERS),
                    help="transcriber for clips without a transcript (a transcript beside the clip always wins)")
+    _add_ray(p, "each clip is one Ray task (--workers then caps the clips in flight); the clips and --cache-dir must be on a path "
+                "every node mounts at the same place, unless --ray-ship-clips")
+    p.add_argument("--ray-ship-clips", action="store_true",
+                   help="with --ray: send each clip (and its transcript) to the workers instead; the cache stays on this machine")
     p.set_defaults(func=cmd_extract)
+
+
+def _add_ray(p, what: str) -> None:
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help=f"run on Ray: no ADDRESS starts a Ray instance on this machine, `auto` or HOST:PORT joins a cluster; {what}")
 
 
 def cmd_extract(args) -> int:
@@ -113,7 +122,7 @@ def cmd_extract(args) -> int:
         report = extract_folder(
             args.folder, args.out, text=args.text, audio=args.audio_features, visual=args.visual, fps=args.fps,
             workers=args.workers, test_ratio=args.test_ratio, seed=args.seed, strict=args.strict, cache_dir=args.cache_dir,
-            asr=args.asr, progress=_tqdm_progress("extract", "clip"), **options,
+            asr=args.asr, progress=_tqdm_progress("extract", "clip"), ray=args.ray, ship_clips=args.ray_ship_clips, **options,
         )
     except ClipFailed as e:
         print(f"error: --strict: stopped at {e.clip}: {e.reason}", file=sys.stderr)
@@ -378,7 +387,15 @@ def add_train(sub) -> None:
                    help="model selection on validation: the loss (default), or the task's headline metric (e.g. weighted F1 for emotion-class)")
     p.add_argument("--class-weights", default=None, choices=("inverse", "sqrt", "none"),
                    help="categorical tasks: inverse class frequencies (default, the paper's), their square root, or none")
+    p.add_argument("--grid", nargs="+", default=None, metavar="KEY=V1,V2",
+                   help="train one run per combination of settings, in OUT/grid-KEY=V,.../, and select the best on validation "
+                   "(--select), copied into OUT with selection.json; keys: lr l2 batch-size epochs patience modality-dropout "
+                   "class-weights dropout rec-dropout hidden-size (e.g. --grid lr=1e-4,1e-3 dropout=0.25,0.5)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out from its last epoch")
+    _add_ray(p, "the runs of this command (emotions, seeds, grid points) train at once as Ray tasks and their folders are "
+                "written here")
+    p.add_argument("--gpus-per-run", type=float, default=None, metavar="N",
+                   help="with --ray: GPUs each run asks for (a fraction shares a GPU); default 1 when the cluster has GPUs, else 0")
     p.set_defaults(func=cmd_train)
 
 
@@ -406,7 +423,7 @@ def _seed_list(value: str) -> list[int]:
 
 
 def cmd_train(args) -> int:
-    from pipeline.runs import plan_runs, run_plan
+    from pipeline.runs import hidden_size_overrides, parse_grid, plan_runs, run_local, run_plan, top_level
     from pipeline.train import format_metrics, write_summary
 
     if args.task == "emotion":
@@ -433,22 +450,36 @@ def cmd_train(args) -> int:
     train.update(device=args.device, normalize=not args.no_normalize)
     model_overrides = {"dropout": args.dropout, "recurrent_dropout": args.rec_dropout, "mask_fusion": False if args.faithful else None}
     if args.hidden_size is not None:
-        n = args.hidden_size
-        model_overrides.update(d_emotion=n, d_hidden=n, d_global=round(1.5 * n), d_party=round(1.5 * n))
-    runs, ensembles = plan_runs(args.task, args.out, emotion=args.emotion, seeds=args.seeds, train=train, model_overrides=model_overrides)
+        model_overrides.update(hidden_size_overrides(args.hidden_size))
+    if args.gpus_per_run is not None and args.ray is None:
+        raise UserError("--gpus-per-run goes with --ray; add --ray [ADDRESS], or drop it")
+    grid = parse_grid(args.grid) if args.grid else None
+    runs, ensembles = plan_runs(args.task, args.out, emotion=args.emotion, seeds=args.seeds, train=train, model_overrides=model_overrides,
+                                grid=grid)
+    runner = run_local
+    if args.ray is not None:
+        from pipeline.runs_ray import RayRunner
+
+        runner = RayRunner(args.ray, gpus_per_run=args.gpus_per_run)
 
     def report(name: str, metrics: dict) -> None:
-        if "ensemble" in metrics:
+        if "selected" in metrics:
+            title = f"{args.task} {name}: {metrics['selected']} selected on validation (see selection.json)"
+        elif "ensemble" in metrics:
             title = f"{args.task} {name}: ensemble of {len(metrics['ensemble'])} seeds (mean of their {'scores' if args.task == 'regression' else 'probabilities'})"
         else:
             title = f"{args.task} {name}: best epoch {metrics['best_epoch']} of {metrics['epochs_run']} (selected on validation)"
-        print(format_metrics(metrics["test"], title=title + "\n test"))
+        if "/grid-" in name:  # a candidate: only its validation figures, on which the selection is made
+            print(format_metrics(metrics["valid"], title=title + "\n valid"))
+        else:
+            print(format_metrics(metrics["test"], title=title + "\n test"))
 
-    results = run_plan(_training_data(args.data), runs, ensembles, resume=args.resume, progress=_tqdm_progress("train", "batch"), on_done=report)
-    top = {e.name: results[e.name] for e in ensembles} if ensembles else {r.name: results[r.name] for r in runs}
+    progress = _tqdm_progress("train", "run" if args.ray is not None else "batch")
+    results = run_plan(_training_data(args.data), runs, ensembles, resume=args.resume, progress=progress, on_done=report, runner=runner)
+    top = top_level(runs, ensembles)
     if len(top) > 1:
-        print(write_summary(top, args.out))
-    print(f"wrote {', '.join(str(r.out) for r in ensembles or runs)}: checkpoint.pt, metrics.json")
+        print(write_summary({name: results[name] for name, _ in top}, args.out))
+    print(f"wrote {', '.join(str(out) for _, out in top)}: checkpoint.pt, metrics.json")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Warm-up imported once by the fork server that starts extraction workers (see pipeline.extract._run_all).
+"""Warm-up imported once by the fork server that starts extraction workers (see pipeline.extract_pool).
 
 Workers are forked from that server, so what is loaded here is loaded once and shared (copy-on-write) by
 every worker instead of being loaded by each: the heavy imports (torch through spaCy's thinc, spaCy,
@@ -51,7 +51,7 @@ def warm(choices: dict) -> None:
         pass
     if "text" in choices:
         from extractors.base import Segment
-        from pipeline.extract import build_extractors
+        from pipeline.extract_step import build_extractors
 
         text = build_extractors({"text": tuple(choices["text"])})["text"]
         text(None, [Segment(0.0, 1.0, "A", "warm up")])

@@ -6,8 +6,9 @@ For every clip found (recursively: mp4 mov mpg avi mkv webm, and audio-only wav 
 decode it once (extractors.media), find its utterances (extractors.transcripts: the transcript beside it,
 force-aligned with pocketsphinx when its lines are untimed, or, without one, transcribed by the `asr`
 transcriber, Whisper tiny.en by default), run the text, audio and visual extractors over the utterances,
-and cache the result. Clips run in parallel worker processes; each finished clip is cached in `cache_dir`
-under a key made of the clip's content hash, its transcript's content hash, the extractor specs, the frame
+and cache the result. The per-clip step is pipeline.extract_step (process_clip, which predict's extract_clip
+sits under); it runs in this machine's worker processes (pipeline.extract_pool) or, with `ray`, as one Ray
+task per clip on a cluster (pipeline.extract_ray). Each finished clip is cached in `cache_dir` under a key made of the clip's content hash, its transcript's content hash, the extractor specs, the frame
 rate and, for a clip without transcript, the transcriber's spec, written atomically, so a rerun (or a run
 restarted after kill -9) only computes what is missing. Labels come from transcript CSVs and `labels.csv`
 (pipeline.labels); the split from labels.csv's `split` column, else by hash of (seed, video id) with
@@ -24,37 +25,33 @@ audio-only clip has no visual modality at all.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import json
 import logging
-import multiprocessing
 import os
-import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
 from data.dataset import MODALITIES, PRESENT, empty_dataset, save_dataset
 from data.errors import ExtractionError, UserError
-from data.fileio import atomic_path, atomic_write_bytes
+from data.fileio import atomic_path
 from extractors.asr import DEFAULT as DEFAULT_ASR
 from extractors.base import NoFeatures, Segment  # NoFeatures: still importable from here
+from pipeline.extract_pool import run_pool, usable_cores
+from pipeline.extract_step import (  # noqa: F401  (the per-clip API, importable from here as before)
+    CACHE_VERSION, STAGES, build_extractors, cache_key, extract_clip, file_digest, process_clip, resource_fingerprint,
+)
 from pipeline.labels import LABELS_FILE, label_matrix, read_labels, split_videos
 
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mpg", ".mpeg", ".avi", ".mkv", ".webm", ".flv")
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".m4a", ".ogg")
-CACHE_VERSION = 2  # 2: per-utterance presence of each modality
 FAILURES_FILE = "failures.json"
-STAGES = ("decode", "segments", "text", "audio", "visual")
 Progress = Callable[..., None]
 
 
@@ -87,6 +84,8 @@ class ExtractReport:
     media_seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     wall_seconds: float = 0.0
+    backend: str = "local"  # "local", or "ray <address>"
+    worker_builds: dict[str, int] = field(default_factory=dict)  # Ray: worker "host:pid" -> times it built the extractors
 
     @property
     def ok(self) -> bool:
@@ -114,15 +113,6 @@ def video_ids(folder: str | Path, clips: list[Path]) -> dict[Path, str]:
     stems = [c.relative_to(folder).with_suffix("").as_posix() for c in clips]
     clash = {s for s in stems if stems.count(s) > 1}
     return {c: (c.relative_to(folder).as_posix() if s in clash else s) for c, s in zip(clips, stems)}
-
-
-def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
-    """sha256 hex digest of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ------------------------------------------------------------------ extractors
@@ -163,321 +153,6 @@ def extractor_choices(text: str = "glove", audio: str = "IS09", visual: str = "f
     return out
 
 
-def build_extractors(choices: dict[str, tuple[str, dict]]) -> dict[str, Any]:
-    """modality -> extractor instance, from the registry (extractors.build_extractor; "none": zero-width)."""
-    from extractors import build_extractor
-
-    return {m: build_extractor(m, name, **params) for m, (name, params) in choices.items()}
-
-
-# ------------------------------------------------------------------ one clip (runs in a worker)
-_WORKER: dict[str, Any] = {}
-_THREAD_ENV = {v: "1" for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTEROP_THREADS", "TF_NUM_INTRAOP_THREADS")}
-
-
-@contextlib.contextmanager
-def _thread_env(extra: dict[str, str] | None = None) -> Iterator[None]:
-    """Set _THREAD_ENV (and `extra`) in this process while worker processes start (they inherit it), then restore."""
-    env = {**_THREAD_ENV, **(extra or {})}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def _init_worker(settings: dict, single_thread: bool, log_level: int) -> None:
-    """Per-process set-up: logging, one thread per worker, extractors built once on first use."""
-    if single_thread:
-        # One thread per worker, since the workers already fill the cores. The variables are also set in the
-        # parent while it spawns workers (see _thread_env), so numpy's BLAS, imported before this runs, obeys.
-        os.environ.update(_THREAD_ENV)
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(1)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
-    from extractors.base import REGISTRY
-
-    # A worker forked from the preload server or spawned knows only the extractors registered at import;
-    # the factories sent along add those registered at run time in the parent.
-    for m, (name, factory) in settings.get("factories", {}).items():
-        REGISTRY[m].setdefault(name, factory)
-    _WORKER.clear()
-    _WORKER.update(settings=settings, single_thread=single_thread)
-
-
-def _worker_extractors() -> dict[str, Any]:
-    if "extractors" not in _WORKER:
-        _WORKER["extractors"] = build_extractors(_WORKER["settings"]["choices"])
-    return _WORKER["extractors"]
-
-
-def resource_fingerprint(specs: dict[str, dict]) -> dict[str, list]:
-    """Path, size and mtime of files the extractors read (a --glove file): a file replaced in place under
-    the same name changes the cache key, so stale features are not reused."""
-    out = {}
-    for modality, spec in specs.items():
-        path = (spec.get("params") or {}).get("path")
-        if path and Path(path).is_file():
-            st = Path(path).stat()
-            out[modality] = [str(path), st.st_size, st.st_mtime_ns]
-    return out
-
-
-def cache_key(clip_digest: str, transcript_digest: str | None, settings: dict, audio_only: bool) -> str:
-    """sha256 over everything that changes a clip's cached result.
-
-    The transcriber's spec counts only for a clip without transcript: untimed lines are aligned by
-    pocketsphinx whatever `--asr` says. Clips with a transcript hash an empty spec, as before transcribers
-    had specs, so their cache entries stay valid.
-    """
-    payload = {
-        "version": CACHE_VERSION, "clip": clip_digest, "transcript": transcript_digest, "specs": settings["specs"],
-        "resources": settings.get("resources", {}), "fps": settings["fps"],
-        "asr": settings["asr"] if transcript_digest is None else {}, "audio_only": audio_only,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _cache_path(cache_dir: str, key: str) -> Path:
-    return Path(cache_dir) / key[:2] / f"{key}.npz"
-
-
-_ARRAYS = (*MODALITIES, PRESENT)
-
-
-def _write_cache(path: Path, result: dict) -> None:
-    meta = {k: v for k, v in result.items() if k not in _ARRAYS}
-    buf = io.BytesIO()
-    np.savez(buf, meta=np.array(json.dumps(meta)), **{k: result[k] for k in _ARRAYS})
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _read_cache(path: Path) -> dict | None:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            result = json.loads(str(z["meta"]))
-            for m in MODALITIES:
-                result[m] = z[m].astype(np.float32)
-            result[PRESENT] = z[PRESENT].astype(bool)
-        return result
-    except FileNotFoundError:
-        return None
-    except Exception as e:  # a cache file that does not load is recomputed, never trusted
-        log.warning("%s: unreadable cache entry (%s); recomputing", path, e)
-        return None
-
-
-def process_clip(clip: str, audio_only: bool) -> dict:
-    """Features of one clip, from the cache when present. Runs inside a worker (uses _WORKER).
-
-    Returns {"status": "ok", "cached": bool, "result": {...}} or {"status": "failed", "reason": str}.
-    result: text/audio/visual (n_utt, dim) float32, segments [[start, end, speaker, text, labels]],
-    info (transcript, format, timing, automatic_text, asr), duration, audio_only, no_face, times per stage.
-    """
-    settings = _WORKER["settings"]
-    try:
-        from extractors.transcripts import find_transcript
-
-        transcript = find_transcript(clip)
-        try:
-            digest = file_digest(clip)
-            tr_digest = file_digest(transcript) if transcript else None
-        except OSError as e:
-            raise ExtractionError(f"{clip}: cannot read ({e.strerror or e}); check its permissions") from e
-        key = cache_key(digest, tr_digest, settings, audio_only)
-        cache_file = _cache_path(settings["cache_dir"], key)
-        cached = _read_cache(cache_file)
-        if cached is not None:
-            return {"status": "ok", "cached": True, "result": cached}
-        result = _compute(clip, transcript, audio_only, settings)
-        result["sha256"] = digest
-        try:
-            _write_cache(cache_file, result)
-        except (OSError, UserError) as e:  # the features are computed; losing the cache only costs a rerun
-            log.warning("%s: could not write the feature cache (%s); the clip will be recomputed next run", clip, getattr(e, "strerror", None) or e)
-        return {"status": "ok", "cached": False, "result": result}
-    except ExtractionError as e:
-        return {"status": "failed", "reason": str(e)}
-    except MemoryError:
-        return {"status": "failed", "reason": f"{clip}: out of memory; lower --fps or --workers"}
-    except Exception as e:  # one bad clip must not stop the others
-        log.debug("unexpected failure on %s", clip, exc_info=True)
-        return {"status": "failed", "reason": f"{clip}: unexpected {type(e).__name__}: {e}"}
-
-
-def _compute(clip: str, transcript: Path | None, audio_only: bool, settings: dict) -> dict:
-    return extract_clip(clip, _worker_extractors(), fps=settings["fps"], transcript=transcript, audio_only=audio_only,
-                        asr=settings["asr"], threads=1 if _WORKER.get("single_thread") else 0)
-
-
-def extract_clip(
-    clip: str | Path,
-    extractors: dict[str, Any],
-    *,
-    fps: float = 5.0,
-    transcript: str | Path | None = None,
-    audio_only: bool = False,
-    asr: dict | None = None,
-    threads: int = 0,
-    segments: list[Segment] | None = None,
-) -> dict:
-    """One clip -> utterance segments and one feature row per utterance and modality (no cache).
-
-    The per-clip step shared by `extract_folder` (in its workers) and `pipeline.predict`: decode the clip once,
-    place its utterances (`transcript`, else the transcript beside the clip, else the transcriber of the spec
-    `asr`, None: Whisper tiny.en) unless `segments` are given, then run each extractor of `extractors`
-    (modality -> extractor) over them. threads: for ffmpeg and the transcriber (0: all cores).
-
-    Returns {"text"|"audio"|"visual": (n_utt, dim) float32 finite, "present": (n_utt, 3) bool, "segments":
-    [[start, end, speaker, text, labels]], "info": {transcript, format, timing, automatic_text, asr}, "duration":
-    seconds, "audio_only": bool, "no_face": utterances without a face, "times": seconds per stage (decode,
-    segments, text, audio, visual)}. An extractor marks an utterance whose modality is absent (no face, no
-    words) with a row of NaN; here that becomes a zero row with `present` False. `extractors` may leave a
-    modality out (or give it width 0): it is then absent everywhere.
-    Raises ExtractionError (NoAudioError without an audio stream) naming the clip and the fix.
-    """
-    from extractors.media import DEFAULT_MAX_SIDE, decode
-    from extractors.transcripts import place_segments
-
-    clip = str(clip)
-    times: dict[str, float] = {}
-    t = time.perf_counter()
-    visual = extractors.get("visual")
-    max_side = getattr(visual, "max_side", DEFAULT_MAX_SIDE)
-    # frames are the costly part of decoding: only for a visual extractor that reads them
-    want_video = not audio_only and visual is not None and visual.dim > 0 and not isinstance(visual, NoFeatures)
-    media = decode(clip, fps=fps, video=want_video, max_side=max_side, threads=threads)
-    times["decode"] = time.perf_counter() - t
-    if media.duration <= 0 or media.audio.size == 0:
-        raise ExtractionError(f"{clip}: zero length; re-export the clip")
-    has_video = media.frames is not None and len(media.frames) > 0
-    # audio-only: an audio file, or a "video" whose video stream is missing or decodes to nothing
-    audio_only = audio_only or (want_video and not has_video)
-    t = time.perf_counter()
-    if segments is None:
-        segments, info = place_segments(clip, media, transcript, asr=asr, threads=threads)
-    else:
-        info = {"transcript": None, "format": None, "timing": "given", "automatic_text": False, "asr": None}
-    times["segments"] = time.perf_counter() - t
-    n = len(segments)
-    result: dict[str, Any] = {}
-    present = np.zeros((n, len(MODALITIES)), dtype=bool)
-    for k, m in enumerate(MODALITIES):
-        t = time.perf_counter()
-        ex = extractors.get(m)
-        dim = 0 if ex is None else int(ex.dim)
-        if ex is None or (m == "visual" and not has_video):
-            feats = np.full((n, dim), np.nan, dtype=np.float32)
-        else:
-            feats = np.asarray(ex(media, segments), dtype=np.float32)
-        if feats.shape != (n, dim):
-            raise ExtractionError(f"{clip}: {m} extractor {ex.name} returned shape {feats.shape}, expected ({n}, {dim})")
-        result[m], present[:, k] = _presence(feats, clip, m)
-        times[m] = time.perf_counter() - t
-    no_face = int((~present[:, 2]).sum()) if has_video and want_video else 0
-    if no_face:
-        log.info("%s: %d of %d utterances without a face (no visual modality there)", Path(clip).name, no_face, n)
-    result.update(
-        present=present, segments=[[s.start, s.end, s.speaker, s.text, s.labels] for s in segments], info=info,
-        duration=media.duration, audio_only=audio_only, no_face=no_face, times=times,
-    )
-    return result
-
-
-def _presence(feats: np.ndarray, clip: str, modality: str) -> tuple[np.ndarray, np.ndarray]:
-    """(n, d) rows from an extractor -> (rows with absent ones zeroed, (n,) present). An all-NaN row (or any row
-    of a width-0 modality) is absent; other non-finite values are replaced by 0 with a warning."""
-    if feats.shape[1] == 0:
-        return feats, np.zeros(feats.shape[0], dtype=bool)
-    finite = np.isfinite(feats)
-    present = ~np.isnan(feats).all(axis=1)
-    if not finite[present].all():
-        log.warning("%s: %s features had NaN/inf; replaced by 0", clip, modality)
-    return np.where(finite, feats, 0.0).astype(np.float32), present
-
-
-# ------------------------------------------------------------------ running clips
-def _run_all(jobs: list[tuple[str, bool]], settings: dict, workers: int, on_result: Callable[[int, dict], bool]) -> None:
-    """Run process_clip over `jobs`, calling on_result(index, outcome) as each finishes; it returns False to stop."""
-    if workers <= 1:
-        _init_worker(settings, False, logging.getLogger().getEffectiveLevel())
-        for i, (clip, audio_only) in enumerate(jobs):
-            if not on_result(i, process_clip(clip, audio_only)):
-                return
-        return
-    pending = list(range(len(jobs)))
-    # Longest files first packs the workers better.
-    pending.sort(key=lambda i: -_size(jobs[i][0]))
-    ctx = _worker_context(settings)
-    for attempt in range(3):
-        # The last try gives each clip a pool of its own, so only a clip that kills its worker fails,
-        # not the clips that happened to share a pool with it.
-        isolate = attempt == 2
-        done: set[int] = set()
-        for group in ([[i] for i in pending] if isolate else [pending]):
-            pool = ProcessPoolExecutor(min(workers, len(group)), mp_context=ctx, initializer=_init_worker,
-                                       initargs=(settings, True, logging.getLogger().getEffectiveLevel()))
-            with _thread_env(getattr(ctx, "preload_env", None)):  # workers start on the first submissions
-                futures = {pool.submit(process_clip, *jobs[i]): i for i in group}
-            try:
-                for fut in as_completed(futures):
-                    i = futures[fut]
-                    try:
-                        outcome = fut.result()
-                    except BrokenProcessPool:
-                        break
-                    done.add(i)
-                    if not on_result(i, outcome):
-                        return
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
-        pending = [i for i in pending if i not in done]
-        if not pending:
-            return
-        if attempt < 2:
-            log.warning("a worker process died (crash or out of memory); retrying %d clip(s) in a fresh pool", len(pending))
-    for i in pending:
-        if not on_result(i, {"status": "failed", "reason": f"{jobs[i][0]}: a worker process died on it repeatedly (crash or out of memory)"}):
-            return
-
-
-def _worker_context(settings: dict) -> multiprocessing.context.BaseContext:
-    """Workers fork from a clean single-threaded server that has the heavy libraries and the text vectors
-    loaded (pipeline._preload): they start in a fraction of a second and share those pages. Forking this
-    process instead could deadlock once torch or mediapipe run threads here; where forkserver does not
-    exist (Windows, macOS defaults aside), workers are spawned and load everything themselves."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    from pipeline._preload import ENV
-
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["pipeline._preload"])
-    # read by the server when it starts (first pool of this process); later pools reuse the warm server
-    ctx.preload_env = {ENV: json.dumps({"text": settings["choices"]["text"]}, default=str)}  # type: ignore[attr-defined]
-    return ctx
-
-
-def _usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity, e.g. under taskset or a container limit)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
-
-
 # ------------------------------------------------------------------ the whole folder
 def extract_folder(
     folder: str | Path,
@@ -497,6 +172,8 @@ def extract_folder(
     audio_features: str | None = None,
     choices: dict[str, tuple[str, dict]] | None = None,
     all_test: bool = False,
+    ray: str | None = None,
+    ship_clips: bool = False,
     **options: Any,
 ) -> ExtractReport:
     """Extract every clip under `folder` into the dataset file `out` (written atomically).
@@ -513,6 +190,10 @@ def extract_folder(
     clips worked). Raises UserError for bad arguments or a malformed labels.csv, ClipFailed with
     strict=True at the first failing clip, ExtractionError when no clip could be used.
     progress(done, total, **postfix) is called after each clip.
+    ray: None runs the clips in this machine's worker processes (`workers` of them); "local" starts a Ray
+    instance here, "auto" or "HOST:PORT" joins a Ray cluster, and each clip is one Ray task (pipeline.extract_ray;
+    `workers` then caps the clips in flight). The clips and `cache_dir` must then be on a path every node
+    sees, unless `ship_clips`: the clips (and transcripts) are sent to the workers and the cache stays here.
     """
     t0 = time.perf_counter()
     folder, out = Path(folder), Path(out)
@@ -524,9 +205,10 @@ def extract_folder(
         raise UserError(f"fps {fps}: must be > 0")
     if Path(out).is_dir():  # refuse before hours of extraction, not at the final write
         raise UserError(f"{out}: is a folder; pass the dataset file to write, e.g. {Path(out) / 'dataset.pkl'}")
-    workers = _usable_cores() if workers is None else int(workers)
-    if workers < 1:
+    if workers is not None and int(workers) < 1:
         raise UserError(f"workers {workers}: must be >= 1")
+    if ship_clips and ray is None:
+        raise UserError("--ray-ship-clips sends clips to Ray workers; add --ray [ADDRESS], or drop it")
     user_cache_dir = cache_dir
     cache_dir = Path(cache_dir) if cache_dir is not None else out.resolve().parent / ".cache" / "extract"
     failures_path = out.with_name(FAILURES_FILE)
@@ -587,9 +269,20 @@ def extract_folder(
             progress(len(results) + len(report.failures), len(clips), failed=len(report.failures), cached=report.cached)
         return not (strict and report.failures)
 
-    if progress is not None:  # show the bar (and its clip count) while the workers start
-        progress(0, len(clips), failed=0, cached=0)
-    _run_all(jobs, settings, workers, on_result)
+    with contextlib.ExitStack() as stack:
+        if ray is not None:  # joined (or started) before the progress bar: an unreachable cluster is one line
+            from pipeline.cluster import ray_cluster
+
+            cluster = stack.enter_context(ray_cluster(ray, num_cpus=workers))
+        if progress is not None:  # show the bar (and its clip count) while the workers start
+            progress(0, len(clips), failed=0, cached=0)
+        if ray is None:
+            run_pool(jobs, settings, usable_cores() if workers is None else int(workers), on_result)
+        else:
+            from pipeline.extract_ray import run_ray
+
+            report.backend = f"ray {ray}"
+            report.worker_builds = run_ray(jobs, settings, on_result, cluster, ship=ship_clips, workers=workers)
     report.stage_seconds = stage
     report.failures.sort(key=lambda f: f["clip"])
     _write_failures(failures_path, report.failures)

@@ -271,3 +271,37 @@ def test_kill_9_of_train_then_resume_reaches_the_same_weights(tmp_path):
     assert [h["epoch"] for h in b["history"]] == list(range(1, 13))
     for k in a["model"]:
         torch.testing.assert_close(a["model"][k], b["model"][k])
+
+
+def test_grid_trains_each_combination_and_selects_on_validation(tmp_path, capsys):
+    """--grid: one run per combination in OUT/grid-.../, the one with the best validation loss copied into OUT
+    (which predict and evaluate then read as one model) with selection.json; test figures play no part."""
+    from pipeline.predict import checkpoint_files
+    from pipeline.runs import parse_grid, plan_runs
+
+    data = write_synthetic(tmp_path / "d.pkl", n_videos=12, seed=3)
+    out = tmp_path / "g"
+    assert cli.main(["train", "--task", "regression", "--data", str(data), "--out", str(out), "--epochs", "2", "--batch-size", "4",
+                     "--hidden-size", "8", "--grid", "lr=1e-3,3e-3", "dropout=0.25,0.5"]) == 0
+    printed = capsys.readouterr().out
+    labels = ["lr=1e-3,dropout=0.25", "lr=1e-3,dropout=0.5", "lr=3e-3,dropout=0.25", "lr=3e-3,dropout=0.5"]
+    selection = json.loads((out / "selection.json").read_text())
+    assert list(selection["candidates"]) == labels and selection["criterion"].startswith("validation loss")
+    losses = {lb: c["valid"]["loss"] for lb, c in selection["candidates"].items()}
+    assert selection["selected"] == min(labels, key=losses.get) and f"{selection['selected']} selected on validation" in printed
+    best = out / f"grid-{selection['selected']}"
+    assert (out / "checkpoint.pt").read_bytes() == (best / "checkpoint.pt").read_bytes()
+    assert json.loads((out / "metrics.json").read_text())["selected"] == selection["selected"]
+    cfg = json.loads((tmp_path / "g" / "grid-lr=3e-3,dropout=0.5" / "config.json").read_text())
+    assert cfg["train"]["lr"] == 3e-3 and cfg["model"]["dropout"] == 0.5 and cfg["model"]["d_hidden"] == 8
+    assert checkpoint_files(out) == [out / "checkpoint.pt"]
+    # with --seeds each combination is an ensemble; with --emotion all each emotion selects its own
+    runs, ensembles = plan_runs("emotion", tmp_path / "e", emotion="all", seeds=[1, 2], grid=parse_grid(["l2=0,1e-4"]))
+    assert len(runs) == 24 and len(ensembles) == 12
+    assert ensembles[0].out == tmp_path / "e" / "happiness" / "grid-l2=0" and ensembles[0].group == "happiness"
+    for bad, message in ((["lr=fast"], "not a valid lr"), (["speed=1"], "expected KEY=V1,V2"), (["lr=1e-3,1e-3"], "distinct values")):
+        with pytest.raises(cli.UserError, match=message):
+            parse_grid(bad)
+    assert cli.main(["train", "--task", "regression", "--data", str(data), "--out", str(tmp_path / "x"), "--lr", "1e-3", "--grid", "lr=1e-3,3e-3"]) == 2
+    assert cli.main(["train", "--task", "regression", "--data", str(data), "--out", str(tmp_path / "x"), "--valid-ratio", "0", "--grid", "lr=1e-3,3e-3"]) == 2
+    assert "must be > 0" in capsys.readouterr().err and not (tmp_path / "x").exists()
