@@ -3,6 +3,7 @@ card and the weights cannot disagree."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,16 @@ def _table(part: dict) -> list[str]:
     return lines
 
 
+def _mode(rows: list[dict], key: str) -> str:
+    """The most frequent prediction in rows[*][key] in words, e.g. "surprise for 11 of 12 clips"."""
+
+    found = Counter(r[key] for r in rows if r.get(key))
+    if not found:
+        return "no prediction"
+    top, n = found.most_common(1)[0]
+    return f"{top} for {n} of {len(rows)} clips"
+
+
 def write_model_card(report: dict[str, Any], path: str | Path) -> Path:
     """MODEL_CARD.md from report.json's content."""
     recipe = report["recipe"]
@@ -61,8 +72,9 @@ def write_model_card(report: dict[str, Any], path: str | Path) -> Path:
         f"- **text**: `{recipe['text']}` (all-MiniLM-L6-v2 sentence embeddings, 384-d; chosen by bench/text_probe.py, where it",
         "  carries far more sentiment than GloVe). Sentiment: CMU-MOSI transcripts only. Emotion: MELD, GoEmotions and the",
         "  Whisper transcripts of RAVDESS (two emotionally neutral sentences, so there the text carries no emotion).",
-        f"- **audio**: openSMILE `{recipe['audio']}` functionals (384-d), emotion model only, learnt from RAVDESS alone: 22 professional",
-        "  North-American actors reading two sentences in a studio. Expect it to transfer weakly to everyday speech.",
+        f"- **audio**: openSMILE `{recipe['audio']}` functionals (384-d), emotion model only, learnt from RAVDESS alone: 18 professional",
+        "  North-American actors (actors 1-18) reading two sentences in a studio. It does not transfer to other recordings",
+        "  yet: see the CREMA-D clips below.",
         "- **visual**: none. No corpus available here has real faces with labels (MELD's and RAVDESS's videos are not",
         "  in the shared data; CREMA-D has six clips, used for testing only), so the models have no visual input and",
         "  predict does not analyse faces for them.",
@@ -107,23 +119,28 @@ def write_model_card(report: dict[str, Any], path: str | Path) -> Path:
         lines += [
             f"### CREMA-D clips: predicted vs acted emotion ({right} of {len(crema)} right; chance is 1 in 7)",
             "",
-            "Two actors saying \"Don't forget a jacket\" (words carry no emotion, so this measures the audio stream; the",
-            "talking-face clips' faces are not used by this model).",
+            "Two actors saying \"Don't forget a jacket\" (emotionally neutral words, so the acted emotion is in the voice; the",
+            "talking-face clips' faces are not used by this model). The audio-only and text-only columns are the emotion",
+            f"model with one modality, the other absent: {_mode(crema, 'text_only')} with the text alone, and",
+            f"{_mode(crema, 'audio_only')} with the voice alone, whose model was learnt from RAVDESS's studio recordings",
+            "only (another microphone, level and codec than these).",
             "",
-            "| clip | acted | predicted | top probabilities | transcript |",
-            "|---|---|---|---|---|",
+            "| clip | acted | predicted | top probabilities | audio only | text only | transcript |",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in crema:
             top = sorted((r.get("probabilities") or {}).items(), key=lambda kv: -kv[1])[:3]
             lines.append(f"| {r['clip']} | {r['acted']} | {r.get('predicted') or '-'} | "
-                         f"{', '.join(f'{c} {p:.2f}' for c, p in top) or r.get('note', '-')} | {r.get('text', '')} |")
+                         f"{', '.join(f'{c} {p:.2f}' for c, p in top) or r.get('note', '-')} | {r.get('audio_only', '-')} | "
+                         f"{r.get('text_only', '-')} | {r.get('text', '')} |")
         lines.append("")
     lines += [
         "## Limits",
         "",
         "- English only; the transcriber does not separate speakers, so an automatically transcribed clip is one party.",
         "- Sentiment was learnt from 1,447 utterances of YouTube opinion videos: expect less on other kinds of talk.",
-        "- Emotion from the voice was learnt from acted studio speech of 18 actors; on spontaneous speech it is weak.",
+        "- Emotion from the voice was learnt from acted studio speech of 18 actors and did not transfer to CREMA-D's",
+        "  recordings (above): read the emotion of an automatically transcribed clip as coming from its words.",
         "- No facial expression is used (see above).",
         "",
     ]
