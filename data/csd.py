@@ -40,7 +40,7 @@ from typing import Any, Callable
 import numpy as np
 
 from data.align import overlap_mean, words_in_segments
-from data.dataset import FORMAT_VERSION, LABEL_COLUMNS, MODALITIES, PRESENT, label_problem
+from data.schema import FORMAT_VERSION, LABEL_COLUMNS, MODALITIES, PRESENT, label_problem
 from data.errors import DatasetError
 from data.splits import hash_split
 
