@@ -32,15 +32,15 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from data.dataset import EMOTIONS, LABEL_COLUMNS, PRESENT, load_dataset, save_dataset
 from data.errors import UserError
+from data.progress import Progress
 
 log = logging.getLogger(__name__)
-Progress = Callable[..., None]
 
 MELD_COLUMNS = ("Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID")
 MELD_EMOTION = {"neutral": None, "joy": "happiness", "sadness": "sadness", "anger": "anger", "surprise": "surprise",

@@ -17,13 +17,12 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from data.dataset import MODALITIES, load_dataset
 from data.errors import DatasetError, UserError
+from data.progress import Progress
 
 log = logging.getLogger(__name__)
-Progress = Callable[..., None]
 EXTRACT_CACHE = Path.home() / ".cache" / "multilogue" / "extract"  # clips evaluated again reuse their features
 SPLITS = ("auto", "train", "test", "all")
 
@@ -58,8 +57,8 @@ def evaluate_runs(checkpoint: str | Path, data: str | Path, *, split: str = "aut
     Raises UserError subclasses (one line) for a missing checkpoint or data, features that do not match a
     checkpoint, or a split without labelled utterances for a run's task.
     """
-    from model.checkpoint import check_features, load_model
-    from pipeline.predict import check_spec, checkpoint_files
+    from model.checkpoint import check_features, checkpoint_files, load_model
+    from pipeline.predict import check_spec
     from pipeline.train import evaluate, pick_device
 
     if split not in SPLITS:

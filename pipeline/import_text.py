@@ -32,13 +32,14 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from data.dataset import LABEL_COLUMNS, PRESENT, empty_dataset, save_dataset
 from data.errors import UserError
 from data.fileio import atomic_write_bytes, check_writable
+from data.progress import Progress
 from pipeline.labels import SPLITS, split_videos
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,6 @@ REQUIRED = ("video", "speaker", "text")
 DEFAULT_SPEAKER = "A"
 CHUNK = 256  # utterances per feature-cache entry
 DEFAULT_CACHE = Path.home() / ".cache" / "multilogue" / "text-features"
-Progress = Callable[..., None]
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Bad input: one clear line on stderr, exit code 2, no traceback, no partial output."""
 
+import os
 import pickle
 
 import numpy as np
@@ -37,7 +38,7 @@ def test_file_in_the_wrong_format(tmp_path, capsys):
     bad = tmp_path / "clip.pkl"
     bad.write_bytes(b"\x00\x01 this is not a pickle")
     code, err = run_cli(train_args(bad, tmp_path / "run"), capsys)
-    assert_one_line_error(code, err, "clip.pkl", "not")
+    assert_one_line_error(code, err, "clip.pkl: not a", "dataset pickle", "pass a file written by `cli.py extract` or `cli.py import`")
     assert not (tmp_path / "run").exists()
 
 
@@ -57,7 +58,8 @@ def test_pickle_with_mismatched_lengths(tmp_path, capsys):
     path = tmp_path / "d.pkl"
     path.write_bytes(pickle.dumps(ds))
     code, err = run_cli(train_args(path, tmp_path / "run"), capsys)
-    assert_one_line_error(code, err, "video_002", "sentence_in_text")
+    assert_one_line_error(code, err, "d.pkl: video 'video_002': 'sentence_in_text' has 2 entries but the features have 1 utterances; store one entry per utterance")
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("split", ["train", "test"])
@@ -86,7 +88,8 @@ def test_checkpoint_whose_dims_do_not_match_the_data(tmp_path, capsys):
     other = write_synthetic(tmp_path / "other.pkl", dims=(20, 7, 6))
     capsys.readouterr()
     code, err = run_cli(["evaluate", "--checkpoint", tmp_path / "run", "--data", other], capsys)
-    assert_one_line_error(code, err, "audio 12 vs 7", "other.pkl")
+    assert_one_line_error(code, err, "expects feature dims that", "other.pkl does not have (audio 12 vs 7, checkpoint vs data); "
+                          "use a checkpoint trained on features from the same extractors")
 
 
 def test_missing_and_corrupt_checkpoint(tmp_path, capsys):
@@ -96,13 +99,14 @@ def test_missing_and_corrupt_checkpoint(tmp_path, capsys):
     bad = tmp_path / "checkpoint.pt"
     bad.write_bytes(b"garbage")
     code, err = run_cli(["evaluate", "--checkpoint", bad, "--data", data], capsys)
-    assert_one_line_error(code, err, "not a readable Multilogue checkpoint")
+    assert_one_line_error(code, err, "checkpoint.pt: is a text file, not a Multilogue checkpoint; pass a checkpoint.pt written by `cli.py train`")
 
 
 def test_resume_without_a_run(tmp_path, capsys):
     data = write_synthetic(tmp_path / "d.pkl")
     code, err = run_cli(train_args(data, tmp_path / "run", "--resume"), capsys)
-    assert_one_line_error(code, err, "nothing to resume")
+    assert_one_line_error(code, err, "run/last.pt: nothing to resume; start the run without --resume")
+    assert not (tmp_path / "run").exists()
 
 
 def test_unlabelled_task(tmp_path, capsys):
@@ -112,16 +116,21 @@ def test_unlabelled_task(tmp_path, capsys):
     path = tmp_path / "d.pkl"
     path.write_bytes(pickle.dumps(ds))
     code, err = run_cli(train_args(path, tmp_path / "run"), capsys)
-    assert_one_line_error(code, err, "no training utterance has a 'sentiment' label")
+    assert_one_line_error(code, err, "d.pkl: no training utterance has a 'sentiment' label; label the data or pick another --task/--emotion")
+    assert not (tmp_path / "run").exists()
 
 
 def test_bad_flag_values(tmp_path, capsys):
     data = write_synthetic(tmp_path / "d.pkl")
-    code, err = run_cli(train_args(data, tmp_path / "run", "--valid-ratio", "1.5"), capsys)
-    assert_one_line_error(code, err, "--valid-ratio")
+    with pytest.raises(SystemExit) as e:
+        cli.main([str(a) for a in train_args(data, tmp_path / "run", "--valid-ratio", "1.5")])
+    assert e.value.code == 2
+    assert "argument --valid-ratio: 1.5 is out of range; give a number in [0, 1)" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         cli.main(["train", "--task", "sarcasm", "--data", str(data), "--out", str(tmp_path / "run")])
     assert e.value.code == 2
+    assert "argument --task: invalid choice: 'sarcasm'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_seed_pickle_imports_and_trains_directly(tmp_path, capsys):
@@ -145,40 +154,55 @@ def test_import_seed_refuses_a_dataset_dict(tmp_path, capsys):
     assert not (tmp_path / "out.pkl").exists()
 
 
-@pytest.mark.parametrize("flag,value", [("--patience", "0"), ("--lr", "-1"), ("--l2", "-0.1"), ("--dropout", "1.5"), ("--rec-dropout", "-0.2")])
-def test_out_of_range_hyperparameters(tmp_path, capsys, flag, value):
+@pytest.mark.parametrize("flag,value,expect", [
+    ("--patience", "0", "0 is out of range; give an integer >= 1"), ("--lr", "-1", "-1 is out of range; give a number > 0"),
+    ("--l2", "-0.1", "-0.1 is out of range; give a number >= 0"), ("--dropout", "1.5", "1.5 is out of range; give a number in [0, 1)"),
+    ("--rec-dropout", "-0.2", "-0.2 is out of range; give a number in [0, 1)"),
+])
+def test_out_of_range_hyperparameters(tmp_path, capsys, flag, value, expect):
     data = write_synthetic(tmp_path / "d.pkl")
-    code, err = run_cli(train_args(data, tmp_path / "run", flag, value), capsys)
-    assert_one_line_error(code, err)
-    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    with pytest.raises(SystemExit) as e:
+        cli.main([str(a) for a in train_args(data, tmp_path / "run", flag, value)])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and err.splitlines() == [f"cli.py train: error: argument {flag}: {expect}"]
+    assert not (tmp_path / "run").exists()
 
 
 def test_out_that_is_a_file_or_dataset_output_that_is_a_folder(tmp_path, capsys):
     data = write_synthetic(tmp_path / "d.pkl")
     (tmp_path / "run").write_text("not a folder")
     code, err = run_cli(train_args(data, tmp_path / "run"), capsys)
-    assert_one_line_error(code, err, "--out takes a run folder")
+    assert_one_line_error(code, err, "--out", "run: is a file; pass a folder")
+    assert (tmp_path / "run").read_text() == "not a folder"
     from tests.test_dataset import _seed_tuple
 
     seed = tmp_path / "seed.pkl"
     seed.write_bytes(pickle.dumps(_seed_tuple()))
     (tmp_path / "folder").mkdir()
     code, err = run_cli(["import", "seed", seed, "-o", tmp_path / "folder"], capsys)
-    assert_one_line_error(code, err, "is a folder")
+    assert_one_line_error(code, err, "-o", "folder: is a folder; pass a file path to write")
+    assert list((tmp_path / "folder").iterdir()) == []
 
 
 def test_resume_checks_task_and_features(tmp_path, capsys):
     data = write_synthetic(tmp_path / "d.pkl")
     assert cli.main([str(a) for a in train_args(data, tmp_path / "run")]) == 0
     capsys.readouterr()
+    files = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "run").rglob("*") if p.is_file()}
     code, err = run_cli(["train", "--task", "regression", "--data", data, "--out", tmp_path / "run", "--resume"], capsys)
-    assert_one_line_error(code, err, "this run trained binary")
+    assert_one_line_error(code, err, "run/last.pt: this run trained binary; resume it with the same --task/--emotion, or use another --out")
     other = write_synthetic(tmp_path / "other.pkl", dims=(20, 7, 6))
     code, err = run_cli(train_args(other, tmp_path / "run", "--resume"), capsys)
-    assert_one_line_error(code, err, "audio 12 vs 7")
+    assert_one_line_error(code, err, "last.pt: the run was trained on other features than", "other.pkl (audio 12 vs 7, checkpoint vs data); "
+                          "resume with the same --data")
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "run").rglob("*") if p.is_file()} == files
     (tmp_path / "run" / "last.pt").write_bytes(b"torn")
     code, err = run_cli(train_args(data, tmp_path / "run", "--resume"), capsys)
-    assert_one_line_error(code, err, "not a readable resume state")
+    assert_one_line_error(code, err, "last.pt: is a text file, not a resume state (last.pt of `cli.py train`)")
+    whole = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    (tmp_path / "run" / "last.pt").write_bytes(whole[: len(whole) // 2])  # a partial copy
+    code, err = run_cli(train_args(data, tmp_path / "run", "--resume"), capsys)
+    assert_one_line_error(code, err, "last.pt: not a readable resume state (last.pt of `cli.py train`): truncated or damaged")
 
 
 def test_checkpoint_from_other_extractors_of_the_same_width(tmp_path, capsys):

@@ -251,6 +251,52 @@ def test_kill_9_then_rerun_loses_nothing(small, tmp_path):
     assert report.ok and report.cached >= done and report.cached + report.computed == 8
 
 
+def _session(sid: int) -> dict[int, int]:
+    """{pid: parent pid} of the live processes of session `sid`, read from /proc (zombies are dead)."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] != "Z":
+                found[int(entry.name)] = int(fields[1])
+    return found
+
+
+@pytest.mark.parametrize("how", ["kill -9", "SIGTERM"])
+def test_a_killed_extract_leaves_no_process_behind(small, tmp_path, how):
+    """Only the command's own process is signalled, as a process manager or the OOM killer does: its fork server,
+    its workers and the resource tracker must go too. SIGTERM stops it as Ctrl-C does (one line, exit 130)."""
+    for i in range(4, 8):
+        make_clip(small / f"c{i}.wav", [f"clip number {i} of the folder"])
+    cmd = [sys.executable, str(REPO / "cli.py"), "extract", str(small), "-o", str(tmp_path / "ds.pkl"), "--workers", "2",
+           "--cache-dir", str(tmp_path / "cache"), *FAST]
+    log = tmp_path / "stderr.txt"  # a file, not a pipe: orphans holding a pipe open would block its reading
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(parent not in (proc.pid, 1) for pid, parent in _session(proc.pid).items() if pid != proc.pid):
+            assert proc.poll() is None and time.monotonic() < deadline, "no worker started"
+            time.sleep(0.02)  # until a worker (a child of the fork server, not of the command) runs
+        os.kill(proc.pid, signal.SIGKILL if how == "kill -9" else signal.SIGTERM)
+        code = proc.wait(timeout=60)
+        deadline = time.monotonic() + 10
+        while _session(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _session(proc.pid) == {}
+        assert not (tmp_path / "ds.pkl").exists()
+        if how == "SIGTERM":
+            err = log.read_text()
+            assert code == 130 and err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err, err
+    finally:
+        for pid in _session(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_two_workers_match_one(small, tmp_path):
     from pipeline.extract import extract_folder
 

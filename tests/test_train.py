@@ -72,7 +72,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
     run_training(ds, tmp_path / "full", cfg, SMALL)
 
     def interrupt(done, total, **info):
-        if info.get("_desc", "").startswith("epoch 3") and done == 2:
+        if (info.get("stage") or "").startswith("epoch 3") and done == 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -162,8 +162,10 @@ def test_modality_dropout_trains_a_model_that_uses_what_is_there(tmp_path):
 
 def test_modality_dropout_out_of_range_is_refused(tmp_path, capsys):
     data = write_synthetic(tmp_path / "d.pkl", n_videos=6)
-    assert cli.main(["train", "--task", "binary", "--data", str(data), "--out", str(tmp_path / "r"), "--modality-dropout", "1"]) == 2
-    assert "--modality-dropout must be in [0, 1)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "--task", "binary", "--data", str(data), "--out", str(tmp_path / "r"), "--modality-dropout", "1"])
+    assert exit_.value.code == 2
+    assert "argument --modality-dropout: 1 is out of range; give a number in [0, 1)" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 
@@ -299,7 +301,8 @@ def test_grid_trains_each_combination_and_selects_on_validation(tmp_path, capsys
     runs, ensembles = plan_runs("emotion", tmp_path / "e", emotion="all", seeds=[1, 2], grid=parse_grid(["l2=0,1e-4"]))
     assert len(runs) == 24 and len(ensembles) == 12
     assert ensembles[0].out == tmp_path / "e" / "happiness" / "grid-l2=0" and ensembles[0].group == "happiness"
-    for bad, message in ((["lr=fast"], "not a valid lr"), (["speed=1"], "expected KEY=V1,V2"), (["lr=1e-3,1e-3"], "distinct values")):
+    for bad, message in ((["lr=fast"], "--grid lr=fast: 'fast' is not a number > 0"), (["lr=nan"], "'nan' is not a finite number"),
+                         (["class-weights=inverse,equal"], "'equal' is not a valid class-weights"), (["speed=1"], "expected KEY=V1,V2"), (["lr=1e-3,1e-3"], "distinct values")):
         with pytest.raises(cli.UserError, match=message):
             parse_grid(bad)
     assert cli.main(["train", "--task", "regression", "--data", str(data), "--out", str(tmp_path / "x"), "--lr", "1e-3", "--grid", "lr=1e-3,3e-3"]) == 2
