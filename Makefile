@@ -33,7 +33,7 @@ test: $(STAMP)
 	RAY_USAGE_STATS_ENABLED=0 $(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(PY) -m pipeline.demo
+	$(PY) -m demo
 
 bench: $(STAMP)
 	$(PY) bench/train_speed.py

@@ -31,15 +31,19 @@ class Number:
     def describe(self) -> str:
         """The accepted values in words, e.g. "a number in [0, 1)", "an integer >= 1"."""
         what = "an integer" if self.kind is int else "a number"
+        low, high = (self._spell(v) for v in (self.low, self.high))
         if self.low is not None and self.high is not None:
             if self.kind is int:
-                return f"{what} in {self.low:g}..{self.high:g}"
-            return f"{what} in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+                return f"{what} in {low}..{high}"
+            return f"{what} in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
         if self.low is not None:
-            return f"{what} {'>' if self.low_open else '>='} {self.low:g}"
+            return f"{what} {'>' if self.low_open else '>='} {low}"
         if self.high is not None:
-            return f"{what} {'<' if self.high_open else '<='} {self.high:g}"
+            return f"{what} {'<' if self.high_open else '<='} {high}"
         return "a finite number" if self.kind is float else what
+
+    def _spell(self, v: float | None) -> str:
+        return "" if v is None else str(int(v)) if self.kind is int else f"{v:g}"
 
     def problem(self, value: float) -> str | None:
         """Why `value` is refused, or None."""
@@ -52,7 +56,7 @@ class Number:
         low_bad = self.low is not None and (value <= self.low if self.low_open else value < self.low)
         high_bad = self.high is not None and (value >= self.high if self.high_open else value > self.high)
         if low_bad or high_bad:
-            return f"{value:g} is out of range; give {self.describe()}"
+            return f"{self._spell(value)} is out of range; give {self.describe()}"
         return None
 
     def convert(self, text: str) -> int | float:

@@ -291,7 +291,7 @@ def run_training(
             if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
                 _check_finite(math.inf, "model's weights", epoch, out, tcfg, state is not None or epoch > 1)
             val = evaluate(model, valid_set, task, device, weights) if valid_ids else {"loss": train_loss, "metrics": {}}
-            if valid_ids:
+            if valid_ids and val["n"]:  # a validation split without a labelled utterance has no loss (NaN), not a diverged one
                 _check_finite(val["loss"], "validation loss", epoch, out, tcfg, state is not None or epoch > 1)
             record = {"epoch": epoch, "train_loss": train_loss, "valid_loss": val["loss"], "valid": val["metrics"]}
             history.append(record)
@@ -344,9 +344,9 @@ def _check_finite(value: float, what: str, epoch: int, out: Path, tcfg: TrainCon
     """Stop a run whose loss or weights are no longer finite, before anything of this epoch is saved."""
     if math.isfinite(value):
         return
-    shown = "not finite" if what.endswith("weights") else f"{value}"
+    shown = "are not finite" if what.endswith("weights") else f"is {value}"
     saved = "its last good checkpoint.pt and last.pt are kept" if kept else "nothing was saved"
-    raise TrainingDiverged(f"{out}: training diverged in epoch {epoch} (the {what} is {shown}); {saved}; lower --lr (it is {tcfg.lr:g}) "
+    raise TrainingDiverged(f"{out}: training diverged in epoch {epoch} (the {what} {shown}); {saved}; lower --lr (it is {tcfg.lr:g}) "
                            "and train again with --overwrite")
 
 

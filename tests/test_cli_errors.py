@@ -215,3 +215,77 @@ def test_checkpoint_from_other_extractors_of_the_same_width(tmp_path, capsys):
     capsys.readouterr()
     code, err = run_cli(["evaluate", "--checkpoint", tmp_path / "run", "--data", other], capsys)
     assert_one_line_error(code, err, "other extractors", "audio synthetic")
+
+
+# ------------------------------------------------------------------ the campaign's classes of bad input, through the CLI
+def _campaign(tmp_path, case: str) -> tuple[list, str]:
+    """(argv, the message expected on the one line) of one hostile-but-fair input; files it needs are made here."""
+    data = write_synthetic(tmp_path / "d.pkl", n_videos=6)
+    train = ["train", "--task", "binary", "--data", data, "--out", tmp_path / "run", "--epochs", "1"]
+    if case == "lr-nan":
+        return [*train, "--lr", "nan"], "argument --lr: 'nan' is not a finite number; give a number > 0"
+    if case == "l2-inf":
+        return [*train, "--l2", "inf"], "argument --l2: 'inf' is not a finite number; give a number >= 0"
+    if case == "epochs-fraction":
+        return [*train, "--batch-size", "1.5"], "argument --batch-size: '1.5' is not an integer >= 1"
+    if case == "seed-too-big":
+        return [*train, "--seed", str(2**40)], f"argument --seed: {2**40} is out of range; give an integer in 0..4294967295"
+    if case == "grid-inf":
+        return [*train, "--grid", "lr=1e-3,inf"], "--grid lr=1e-3,inf: 'inf' is not a finite number; give a number > 0"
+    if case == "seeds-nan":
+        return [*train, "--seeds", "1,nan"], "argument --seeds: '1,nan': 'nan' is not an integer in 0..4294967295"
+    if case == "fps-inf":
+        return ["extract", tmp_path, "-o", tmp_path / "x.pkl", "--fps", "inf"], "argument --fps: 'inf' is not a finite number; give a number in (0, 120]"
+    if case == "dims-absurd":
+        return ["info", "model", "--dims", "300", "384", "1e9"], "argument --dims: '1e9' is not an integer in 1..65536"
+    if case == "out-unwritable":
+        return [*train[:-4], "--out", "/proc/multilogue/run"], "--out /proc/multilogue/run: cannot write here"
+    if case == "out-is-the-data":
+        return [*train[:-4], "--out", data], f"--out {data}: is a file; pass a folder"
+    if case == "seed-onto-itself":
+        return ["import", "seed", data, "-o", data], f"-o {data} is one of this command's inputs; write to a new file"
+    if case == "csd-onto-labels":
+        (tmp_path / "labels.csd").write_bytes(b"not read: the output is refused first")
+        return ["import", "csd", "--labels", tmp_path / "labels.csd", "-o", tmp_path / "labels.csd"], "labels.csd is one of this command's inputs"
+    if case == "dangling-data":
+        (tmp_path / "link.pkl").symlink_to(tmp_path / "moved.pkl")
+        return [*train[:4], tmp_path / "link.pkl", *train[5:]], f"link.pkl: a symbolic link to {tmp_path / 'moved.pkl'}, which does not exist; fix the link"
+    if case == "dangling-checkpoint":
+        (tmp_path / "model.pt").symlink_to(tmp_path / "moved.pt")
+        return ["evaluate", "--checkpoint", tmp_path / "model.pt", "--data", data], \
+            f"--checkpoint {tmp_path / 'model.pt'}: a symbolic link to {tmp_path / 'moved.pt'}, which does not exist"
+    if case == "text-checkpoint":
+        (tmp_path / "model.pt").write_text("101 reasons\n")
+        return ["evaluate", "--checkpoint", tmp_path / "model.pt", "--data", data], "model.pt: is a text file, not a Multilogue checkpoint"
+    if case == "fifo-data":
+        os.mkfifo(tmp_path / "pipe.pkl")
+        return [*train[:4], tmp_path / "pipe.pkl", *train[5:]], "pipe.pkl: is a named pipe (FIFO), not a regular file; pass a file"
+    if case == "fifo-checkpoint":
+        os.mkfifo(tmp_path / "pipe.pt")
+        return ["evaluate", "--checkpoint", tmp_path / "pipe.pt", "--data", data], "pipe.pt: is a named pipe (FIFO), not a regular file"
+    raise AssertionError(case)
+
+
+CAMPAIGN = ["lr-nan", "l2-inf", "epochs-fraction", "seed-too-big", "grid-inf", "seeds-nan", "fps-inf", "dims-absurd", "out-unwritable",
+            "out-is-the-data", "seed-onto-itself", "csd-onto-labels", "dangling-data", "dangling-checkpoint", "text-checkpoint",
+            "fifo-data", "fifo-checkpoint"]
+
+
+@pytest.mark.parametrize("case", CAMPAIGN)
+def test_campaign_bad_input_is_one_line_and_writes_nothing(tmp_path, case):
+    """Exit code 2, exactly one line on stderr, no traceback, the message that names the input and the fix, and not one
+    file created or changed. Run as a user would (a subprocess, with a timeout: a FIFO that got opened would hang)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    argv, expected = _campaign(tmp_path, case)
+    before = {p: (p.lstat().st_mtime_ns, p.is_file() and not p.is_symlink() and p.read_bytes()) for p in tmp_path.rglob("*") if not p.is_fifo()}
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(repo / "cli.py"), *map(str, argv)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    err = done.stderr.strip()
+    assert done.returncode == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert expected in err, err
+    after = {p: (p.lstat().st_mtime_ns, p.is_file() and not p.is_symlink() and p.read_bytes()) for p in tmp_path.rglob("*") if not p.is_fifo()}
+    assert after == before

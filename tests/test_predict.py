@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.clipgen import astronaut, make_clip, make_silent_video, pyfeat_face, tools_available
+from demo.clipgen import astronaut, make_clip, make_silent_video, pyfeat_face, tools_available
 
 pytestmark = pytest.mark.skipif(not tools_available(), reason="needs ffmpeg and espeak-ng on PATH")
 
@@ -314,3 +314,15 @@ def test_emotion_class_checkpoint_reports_class_and_seven_probabilities(trained,
     table = capsys.readouterr().out
     first = out["utterances"][0]
     assert f"{first['emotion']} {first['emotion_probs'][first['emotion']]:.2f}" in table
+
+
+def test_plot_never_replaces_an_input(trained, capsys):
+    """predict --plot onto the clip, its transcript or a checkpoint is refused before anything runs."""
+    clip = trained["clip"]
+    model = trained["runs"] / "regression" / "checkpoint.pt"
+    before = {p: p.read_bytes() for p in (clip, clip.with_suffix(".srt"), model)}
+    for target in before:
+        assert cli("predict", clip, "--checkpoint", trained["runs"], "--plot", target) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == f"error: --plot {target} is one of this command's inputs; write to a new file"
+    assert {p: p.read_bytes() for p in before} == before

@@ -13,7 +13,7 @@ from data.errors import ExtractionError, UserError
 from extractors.base import Media, Segment
 from extractors.transcripts import find_transcript, place_segments, read_transcript, split_speaker
 from pipeline.labels import label_matrix, read_labels, split_videos
-from pipeline.clipgen import speak, tools_available
+from demo.clipgen import speak, tools_available
 
 SRT = """1
 00:00:00,500 --> 00:00:02,000
