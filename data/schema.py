@@ -92,6 +92,13 @@ def feature_dims(ds: dict) -> dict[str, int]:
     return dims
 
 
+def dim_differences(expected: dict[str, int], given: dict[str, int]) -> list[str]:
+    """The one feature-width comparison: ["audio 384 vs 88", ...] for each modality present in both whose widths
+    differ (expected first). model.checkpoint.check_dims and extractors.build_from_spec word their errors on it."""
+    return [f"{m} {int(expected[m])} vs {int(given[m])}" for m in MODALITIES if m in expected and m in given
+            and int(expected[m]) != int(given[m])]
+
+
 def _fail(source: Any, what: str, fix: str) -> None:
     raise DatasetError(f"{source}: {what}; {fix}")
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from data.errors import CheckpointError
 from data.fileio import atomic_path, input_file
-from data.schema import MAX_DIM, MODALITIES
+from data.schema import MAX_DIM, MODALITIES, dim_differences
 
 if TYPE_CHECKING:
     import torch
@@ -230,7 +230,7 @@ def check_dims(expected: dict, given: dict[str, int], what: str, fix: str, sides
     modality; given: widths by modality (modalities it lacks are not compared). Raises CheckpointError
     "{what} (text 300 vs 50; ..., {sides}); {fix}" naming every modality that differs."""
     widths = config_dims(expected) if "d_text" in expected else {m: int(d) for m, d in expected.items()}
-    diffs = [f"{m} {widths[m]} vs {int(given[m])}" for m in MODALITIES if m in widths and m in given and widths[m] != int(given[m])]
+    diffs = dim_differences(widths, given)
     if diffs:
         raise CheckpointError(f"{what} ({'; '.join(diffs)}, {sides}); {fix}")
 

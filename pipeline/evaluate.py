@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.dataset import MODALITIES, load_dataset
+from data.dataset import MODALITIES, feature_dims, load_dataset
 from data.errors import DatasetError, UserError
 from data.progress import Progress
 
@@ -76,7 +76,7 @@ def evaluate_runs(checkpoint: str | Path, data: str | Path, *, split: str = "aut
     for f, model, ckpt in loaded:
         if kind == "dataset":
             ds = built.setdefault("", load_dataset(data))
-            check_features(ckpt, _dims(ds), ds["meta"].get("features", {}), data)
+            check_features(ckpt, feature_dims(ds), ds["meta"].get("features", {}), data)
         else:
             spec = check_spec(ckpt)
             recorded_asr = (ckpt.get("feature_spec") or {}).get("asr")
@@ -105,12 +105,6 @@ def evaluate_runs(checkpoint: str | Path, data: str | Path, *, split: str = "aut
         run = f.parent.relative_to(root).as_posix() if f.parent != root and root in f.parents else f.parent.name
         results.append(RunMetrics(run, f, title, {"loss": result["loss"], **result["metrics"]}))
     return results
-
-
-def _dims(ds: dict) -> dict[str, int]:
-    from data.dataset import feature_dims
-
-    return feature_dims(ds)
 
 
 def _featurise(kind: str, data: Path, spec: dict[str, dict], source: Path, runtime: dict[str, dict] | None, workers: int | None,
