@@ -16,7 +16,7 @@ define apt_ensure
 	  || { echo "could not install$$missing: install them with your package manager"; exit 1; }; fi
 endef
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo pretrained bench clean
 
 $(STAMP): requirements.txt Makefile
 	$(call apt_ensure,$(APT_PACKAGES))
@@ -34,6 +34,10 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m demo
+
+# the shipped model (model/pretrained) from the real corpora in ../shared/data; resumable (.cache/pretrained)
+pretrained: $(STAMP)
+	$(PY) -m pipeline.pretrained
 
 bench: $(STAMP)
 	$(PY) bench/train_speed.py

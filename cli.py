@@ -399,6 +399,8 @@ def add_train(sub) -> None:
                    help="chance that a training dialogue loses each modality (all its utterances), so the model stays usable when one is missing; default 0")
     p.add_argument("--select", default=None, choices=("loss", "metric"),
                    help="model selection on validation: the loss (default), or the task's headline metric (e.g. weighted F1 for emotion-class)")
+    p.add_argument("--balance-corpora", action="store_true", default=None,
+                   help="with several --data files: repeat the smaller corpora's conversations in each epoch (by the square root of the size ratio)")
     p.add_argument("--class-weights", default=None, choices=("inverse", "sqrt", "none"),
                    help="categorical tasks: inverse class frequencies (default, the paper's), their square root, or none")
     p.add_argument("--grid", nargs="+", default=None, metavar="KEY=V1,V2",
@@ -455,7 +457,7 @@ def cmd_train(args) -> int:
     if args.seeds is not None and args.seed is not None:
         raise UserError("--seeds trains one run per seed; --seed then only picks the shared validation split, give it without --seeds or drop it")
     train = {k: getattr(args, k) for k in ("epochs", "lr", "l2", "batch_size", "valid_ratio", "patience", "seed", "modality_dropout",
-                                           "select", "class_weights")}
+                                           "select", "class_weights", "balance_corpora")}
     train.update(device=args.device, normalize=not args.no_normalize)
     model_overrides = {"dropout": args.dropout, "recurrent_dropout": args.rec_dropout, "mask_fusion": False if args.faithful else None}
     if args.hidden_size is not None:

@@ -81,6 +81,7 @@ class TrainConfig:
     modality_dropout: float = 0.0  # chance that a dialogue loses each modality in a training batch
     select: str = "loss"  # model selection on validation: "loss", or "metric" (the task's headline metric)
     class_weights: str = "inverse"  # "inverse" class frequencies (the paper), "sqrt", or "none"
+    balance_corpora: bool = False  # merged datasets: repeat smaller corpora's videos (sqrt of the size ratio) in each epoch
 
     @classmethod
     def for_task(cls, task: str, **overrides: Any) -> "TrainConfig":

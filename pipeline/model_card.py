@@ -25,7 +25,7 @@ def _fmt(value: float, key: str) -> str:
 
 def _table(part: dict) -> list[str]:
     keys = HEADLINE[part["task"]]
-    lines = [f"| test split | utterances | {' | '.join(keys)} (ensemble) | single runs (mean ± std of {len(part['seeds'])} seeds) | "
+    lines = [f"| test split | utterances | {' / '.join(keys)}: ensemble | single runs (mean ± std of {len(part['seeds'])} seeds) | "
              "linear baseline, same features | published, for scale |", "|---|---|---|---|---|---|"]
     for corpus, r in part["corpora"].items():
         model = " / ".join(_fmt(r["model"][k], k) for k in keys)

@@ -53,6 +53,25 @@ def split_validation(videos: list[str], ratio: float, seed: int) -> tuple[list[s
     return hash_split(videos, ratio, seed, "valid")
 
 
+def corpus_of(ds: dict, vid: str) -> str:
+    """The corpus a video came from in a merged dataset (its id's prefix, see data.merge), else ""."""
+    names = ds["meta"].get("provenance", {}).get("merged", {})
+    head = vid.split("/", 1)[0]
+    return head if head in names else ""
+
+
+def balanced(ds: dict, videos: list[str], cap: int = 20) -> list[str]:
+    """Training videos with those of smaller corpora repeated, so that each corpus of a merged dataset weighs
+    more evenly in an epoch: a corpus with n utterances, against the largest's N, is repeated round(sqrt(N/n))
+    times (at most `cap`). The square root keeps a small corpus from being seen dozens of times per epoch."""
+    sizes: dict[str, int] = {}
+    for v in videos:
+        sizes[corpus_of(ds, v)] = sizes.get(corpus_of(ds, v), 0) + len(ds["speakers"][v])
+    largest = max(sizes.values(), default=0)
+    factor = {c: min(cap, max(1, round(math.sqrt(largest / n)))) for c, n in sizes.items()}
+    return [v for v in videos for _ in range(factor[corpus_of(ds, v)])]
+
+
 def feature_stats(ds: dict, videos: list[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Per-feature mean and std over the utterances of `videos` where the modality is present (absent rows
     are placeholders): modality -> ((d,), (d,)); mean 0 and std 1 for a modality present nowhere."""
@@ -230,7 +249,7 @@ def run_training(
     np.random.seed(tcfg.seed)
 
     train_ids, valid_ids = split_validation(ds["train"], tcfg.valid_ratio, tcfg.seed if tcfg.split_seed is None else tcfg.split_seed)
-    train_set = DialogueDataset(ds, train_ids, task, emotion)
+    train_set = DialogueDataset(ds, balanced(ds, train_ids) if tcfg.balance_corpora else train_ids, task, emotion)
     valid_set = DialogueDataset(ds, valid_ids, task, emotion)
     test_set = DialogueDataset(ds, ds["test"], task, emotion)
 

@@ -388,3 +388,26 @@ def test_emotion_all_checks_every_emotion_before_training_any(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and err == f"error: {data}: no training utterance has a 'fear' label; label the data or pick another --task/--emotion"
     assert not (tmp_path / "emo").exists()
+
+
+def test_balance_corpora_repeats_the_smaller_corpora(tmp_path):
+    from data.merge import merge_datasets
+    from pipeline.train import balanced, corpus_of
+
+    big = synthetic_dataset(n_videos=40, seed=1)
+    small = synthetic_dataset(n_videos=4, seed=2)
+    small["meta"]["features"] = big["meta"]["features"]
+    ds = merge_datasets({"big": big, "small": small})
+    ids = ds["train"]
+    out = balanced(ds, ids)
+    n = {c: sum(len(ds["speakers"][v]) for v in ids if corpus_of(ds, v) == c) for c in ("big", "small")}
+    factor = round((n["big"] / n["small"]) ** 0.5)
+    assert factor > 1 and out.count(next(v for v in ids if v.startswith("small/"))) == factor
+    assert all(out.count(v) == 1 for v in ids if v.startswith("big/"))
+    assert balanced(big, big["train"]) == big["train"]  # one corpus: unchanged
+    data = tmp_path / "d.pkl"
+    from data.dataset import save_dataset
+
+    save_dataset(ds, data)
+    m = run_training(data, tmp_path / "r", TrainConfig.for_task("regression", epochs=1, batch_size=8, balance_corpora=True), SMALL)
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["balance_corpora"] is True and m["epochs_run"] == 1
