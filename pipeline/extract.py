@@ -213,7 +213,7 @@ def extract_folder(
     Returns an ExtractReport; failures.json is written beside `out` in every run (an empty list when all
     clips worked). Raises UserError for bad arguments or a malformed labels.csv, ClipFailed with
     strict=True at the first failing clip, ExtractionError when no clip could be used.
-    progress(done, total, **postfix) is called after each clip.
+    progress(done, total, **figures) (data.progress.Progress) is called after each clip.
     ray: None runs the clips in this machine's worker processes (`workers` of them); "local" starts a Ray
     instance here, "auto" or "HOST:PORT" joins a Ray cluster, and each clip is one Ray task (pipeline.extract_ray;
     `workers` then caps the clips in flight). The clips and `cache_dir` must then be on a path every node
