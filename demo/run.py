@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from data.dataset import EMOTIONS, LABEL_COLUMNS
+from data.options import COUNT
 
 log = logging.getLogger(__name__)
 
@@ -434,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=Path("runs/demo_corpus"), help="where the generated clips and dataset go")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="where the trained runs go (predict's default checkpoint)")
-    parser.add_argument("--clips", type=int, default=N_CLIPS, help="training clips to generate")
+    parser.add_argument("--clips", type=COUNT, default=N_CLIPS, help="training clips to generate")
     parser.add_argument("--fresh", action="store_true", help="retrain even when runs on the same data exist")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
