@@ -33,7 +33,7 @@ test: $(STAMP)
 	RAY_USAGE_STATS_ENABLED=0 $(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(PY) -m pipeline.demo
+	$(PY) -m demo
 
 # the shipped model (model/pretrained) from the real corpora in ../shared/data; resumable (.cache/pretrained)
 pretrained: $(STAMP)

@@ -10,17 +10,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import extractors  # the registry only: extractor modules load when an extractor is built
 from data.dataset import EMOTIONS
 from data.errors import UserError
+from data.options import COUNT, FPS, GPUS, MEGABYTES, NON_NEGATIVE, POSITIVE, PORT, QUEUE, RATIO, SEED, WIDTH, Number, int_list
 from extractors.asr import DEFAULT as DEFAULT_ASR
 from extractors.asr import TRANSCRIBERS
 
 EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # Ctrl-C, and SIGTERM, which is handled the same way
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,28 +31,49 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}\n")
 
 
-def _tqdm_progress(desc: str, unit: str):
-    """A progress callback for library code: callback(done, total, **postfix)."""
+_BARS: set = set()  # progress bars open on stderr: closed before any message, so it gets a line of its own
+
+
+def progress_bar(desc: str, unit: str, leave: bool = True):
+    """The library's progress hook (data.progress.Progress) drawn as tqdm bars on stderr: a new bar for each new
+    `stage` (titled by it, else `desc`), the figures beside it."""
     from tqdm import tqdm
 
-    state: dict = {}
+    state: dict = {"bar": None, "stage": None}
 
-    def callback(done: int, total: int, **postfix) -> None:
-        bar = state.get("bar")
-        new, title = postfix.pop("_new", False), postfix.pop("_desc", desc)
-        if bar is None or new:
+    def callback(done: int, total: int, *, stage: str | None = None, **figures) -> None:
+        bar = state["bar"]
+        if bar is None or (stage is not None and stage != state["stage"]):
             if bar is not None:
-                bar.close()
-            bar = state["bar"] = tqdm(total=total, desc=title, unit=unit, leave=True, dynamic_ncols=True)
+                _close(bar)
+            bar = state["bar"] = tqdm(total=total, desc=stage or desc, unit=unit, leave=leave, dynamic_ncols=True)
+            _BARS.add(bar)
+            state["stage"] = stage
         bar.n = done
-        if postfix:
-            bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in postfix.items()}, refresh=False)
+        if figures:
+            bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in figures.items()}, refresh=False)
         bar.refresh()
         if done >= total:
-            bar.close()
-            state.pop("bar", None)
+            _close(bar)
+            state["bar"] = None
 
     return callback
+
+
+def _close(bar) -> None:
+    bar.close()
+    _BARS.discard(bar)
+
+
+def close_bars() -> None:
+    """End every open progress bar's line, so that what is printed next stands on a line of its own."""
+    for bar in list(_BARS):
+        _close(bar)
+
+
+def _terminal_bar(desc: str, unit: str):
+    """progress_bar on a terminal, None when stderr is redirected."""
+    return progress_bar(desc, unit) if sys.stderr.isatty() else None
 
 
 # ---------------------------------------------------------------- extract
@@ -94,10 +118,10 @@ def add_extract(sub) -> None:
         p.add_argument(flag, default=extractors.default_choice(modality), choices=extractors.choices(modality), help=what)
     for modality, name, opt in extractors.extractor_options():
         p.add_argument(opt.flag, type=Path, default=None, help=f"{opt.help}; with {_flag(modality)} {name}")
-    p.add_argument("--fps", type=float, default=5.0, help="video frames sampled per second")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores; 1 = in this process)")
-    p.add_argument("--test-ratio", type=float, default=0.2, help="share of videos in the test split (unless labels.csv has a split column)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the train/test split")
+    p.add_argument("--fps", type=FPS, default=5.0, help=f"video frames sampled per second ({FPS.describe()})")
+    p.add_argument("--workers", type=COUNT, default=None, help="worker processes (default: all cores; 1 = in this process)")
+    p.add_argument("--test-ratio", type=RATIO, default=0.2, help="share of videos in the test split (unless labels.csv has a split column)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the train/test split")
     p.add_argument("--strict", action="store_true", help="stop at the first clip that fails")
     p.add_argument("--cache-dir", type=Path, default=None, help="per-clip feature cache (default: .cache/extract beside the output)")
     p.add_argument("--asr", default=DEFAULT_ASR, choices=list(TRANSCRIBERS),
@@ -122,9 +146,10 @@ def cmd_extract(args) -> int:
         report = extract_folder(
             args.folder, args.out, text=args.text, audio=args.audio_features, visual=args.visual, fps=args.fps,
             workers=args.workers, test_ratio=args.test_ratio, seed=args.seed, strict=args.strict, cache_dir=args.cache_dir,
-            asr=args.asr, progress=_tqdm_progress("extract", "clip"), ray=args.ray, ship_clips=args.ray_ship_clips, **options,
+            asr=args.asr, progress=progress_bar("extract", "clip"), ray=args.ray, ship_clips=args.ray_ship_clips, **options,
         )
     except ClipFailed as e:
+        close_bars()
         print(f"error: --strict: stopped at {e.clip}: {e.reason}", file=sys.stderr)
         return 1
     print(
@@ -164,8 +189,7 @@ def cmd_import_seed(args) -> int:
     from data.dataset import save_dataset, split_counts
     from data.seed import import_seed
 
-    if Path(args.out).resolve() == Path(args.file).resolve():
-        raise UserError(f"-o {args.out} is the input; write the dataset to a new file")
+    _check_output(args.out, [args.file])
     ds = import_seed(args.file, column=args.label_column)
     if args.text_from_sentences:
         from pipeline.corpora import sentences_only
@@ -189,8 +213,8 @@ def add_import_csd(isub) -> None:
     s.add_argument("--visual", type=Path, help="facial .csd, e.g. CMU_MOSEI_VisualFacet42")
     s.add_argument("--words", type=Path, help="words .csd (CMU_MOSEI_TimestampedWords) for the utterance sentences")
     s.add_argument("--folds", type=Path, help='JSON {"train": [...], "valid": [...], "test": [...]} of video ids (valid joins train)')
-    s.add_argument("--test-ratio", type=float, default=None, help="without --folds: share of videos in test (default 0.2)")
-    s.add_argument("--seed", type=int, default=None, help="without --folds: seed of the split (default 0)")
+    s.add_argument("--test-ratio", type=RATIO, default=None, help="without --folds: share of videos in test (default 0.2)")
+    s.add_argument("--seed", type=SEED, default=None, help="without --folds: seed of the split (default 0)")
     s.add_argument("--keep-missing", action="store_true", help="keep videos missing from a modality, with zero features")
     s.add_argument("-o", "--out", type=Path, required=True, help="dataset file to write")
     s.set_defaults(func=cmd_import_csd)
@@ -203,22 +227,12 @@ def cmd_import_csd(args) -> int:
     if args.folds is not None and (args.test_ratio is not None or args.seed is not None):
         raise UserError("import csd: --folds fixes the split; drop --test-ratio/--seed, or drop --folds for a seeded split")
     test_ratio = 0.2 if args.test_ratio is None else args.test_ratio
-    if not 0 <= test_ratio < 1:
-        raise UserError(f"import csd: --test-ratio {test_ratio} must be in [0, 1)")
-    inputs = [p for p in (args.labels, args.text, args.audio, args.visual, args.words, args.folds) if p is not None]
-    if any(p.resolve() == args.out.resolve() for p in inputs):
-        raise UserError(f"import csd: -o {args.out} is one of the inputs; write the dataset to a new file")
-    progress = _tqdm_progress("import", "video") if sys.stderr.isatty() else None
-    try:
-        ds, report = import_csd(
-            args.labels, text=args.text, audio=args.audio, visual=args.visual, words=args.words, folds=args.folds,
-            test_ratio=test_ratio, seed=0 if args.seed is None else args.seed, keep_missing=args.keep_missing,
-            progress=progress,
-        )
-    except UserError:
-        if progress is not None:
-            print(file=sys.stderr)  # end the bar's line so the error stands on its own
-        raise
+    _check_output(args.out, [p for p in (args.labels, args.text, args.audio, args.visual, args.words, args.folds) if p is not None])
+    ds, report = import_csd(
+        args.labels, text=args.text, audio=args.audio, visual=args.visual, words=args.words, folds=args.folds,
+        test_ratio=test_ratio, seed=0 if args.seed is None else args.seed, keep_missing=args.keep_missing,
+        progress=_terminal_bar("import", "video"),
+    )
     save_dataset(ds, args.out)
     print(f"wrote {args.out}: " + report.summary_lines()[0])
     for line in report.summary_lines()[1:]:
@@ -242,8 +256,8 @@ def add_import_text(isub) -> None:
     s.add_argument("-o", "--out", type=Path, required=True, help="dataset file to write")
     s.add_argument("--text", default="glove", choices=available("text")["text"], help="text extractor")
     s.add_argument("--glove", type=Path, default=None, help="with --text glove: a GloVe/word2vec text file instead of the packaged 6B 50-d")
-    s.add_argument("--test-ratio", type=float, default=0.2, help="share of videos in test, for videos without a split value")
-    s.add_argument("--seed", type=int, default=0, help="seed of the split")
+    s.add_argument("--test-ratio", type=RATIO, default=0.2, help="share of videos in test, for videos without a split value")
+    s.add_argument("--seed", type=SEED, default=0, help="seed of the split")
     s.add_argument("--cache-dir", type=Path, default=None, help="text feature cache (default ~/.cache/multilogue/text-features)")
     s.set_defaults(func=cmd_import_text)
 
@@ -261,7 +275,7 @@ def cmd_import_text(args) -> int:
         if not args.glove.is_file():
             raise UserError(f"--glove {args.glove}: no such file; pass a GloVe or word2vec text file")
         params["path"] = str(args.glove)
-    progress = _tqdm_progress("text features", "chunk") if sys.stderr.isatty() else None
+    progress = _terminal_bar("text features", "chunk")
     ds = import_text(args.file, args.out, text=args.text, text_params=params, test_ratio=args.test_ratio, seed=args.seed,
                      cache_dir=args.cache_dir, progress=progress)
     counts = split_counts(ds)
@@ -298,7 +312,7 @@ def add_import_corpora(isub) -> None:
                         "neutral and calm carry no emotion; the --test-actors form the test split.")
     r.add_argument("folder", type=Path)
     r.add_argument("-o", "--out", type=Path, required=True, help="dataset file to write")
-    r.add_argument("--test-actors", type=_seed_list, default=[19, 20], metavar="N,N", help="actors held out as the test split")
+    r.add_argument("--test-actors", type=_actors, default=[19, 20], metavar="N,N", help="actors held out as the test split (1..24)")
     r.add_argument("--text", **text_kw)
     _add_media_options(r)
     r.set_defaults(func=cmd_import_ravdess)
@@ -308,7 +322,7 @@ def _add_media_options(p) -> None:
     for modality, flag, what in EXTRACTOR_FLAGS:
         if modality != "text":
             p.add_argument(flag, default=extractors.default_choice(modality), choices=extractors.choices(modality), help=what)
-    p.add_argument("--workers", type=int, default=None, help="extraction worker processes (default: all cores)")
+    p.add_argument("--workers", type=COUNT, default=None, help="extraction worker processes (default: all cores)")
     p.add_argument("--cache-dir", type=Path, default=None, help="feature cache (default beside the output)")
 
 
@@ -317,7 +331,7 @@ def cmd_import_meld(args) -> int:
 
     media = {"audio": args.audio_features, "visual": args.visual, "workers": args.workers}
     ds = import_meld(args.train, args.out, test=args.test, clips=args.clips, text=args.text, cache_dir=args.cache_dir,
-                     extract_options=media, progress=_tqdm_progress("import", "step") if sys.stderr.isatty() else None)
+                     extract_options=media, progress=_terminal_bar("import", "step"))
     _print_import(args.out, ds)
     return 0
 
@@ -326,7 +340,7 @@ def cmd_import_goemotions(args) -> int:
     from pipeline.corpora import import_goemotions
 
     ds = import_goemotions(args.folder, args.out, text=args.text, cache_dir=args.cache_dir,
-                           progress=_tqdm_progress("text features", "chunk") if sys.stderr.isatty() else None)
+                           progress=_terminal_bar("text features", "chunk"))
     _print_import(args.out, ds)
     return 0
 
@@ -336,7 +350,7 @@ def cmd_import_ravdess(args) -> int:
     from pipeline.corpora import import_ravdess
 
     report = import_ravdess(args.folder, args.out, test_actors=tuple(args.test_actors), text=args.text, audio=args.audio_features,
-                            visual=args.visual, workers=args.workers, cache_dir=args.cache_dir, progress=_tqdm_progress("extract", "clip"))
+                            visual=args.visual, workers=args.workers, cache_dir=args.cache_dir, progress=progress_bar("extract", "clip"))
     _print_import(args.out, load_dataset(report.out))
     for f in report.failures:
         print(f"  failed {f['clip']}: {f['reason']}", file=sys.stderr)
@@ -364,24 +378,24 @@ def add_train(sub) -> None:
                    help="dataset file (ours or the seed's 9-tuple pickle); several are trained on together (video ids prefixed "
                    "with each file's name; a modality one of them lacks is absent there)")
     p.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.pt, metrics.json, config.json, curves.png, TensorBoard logs")
-    p.add_argument("--epochs", type=int, default=None, help="default: the paper's (50 categorical, 100 regression)")
-    p.add_argument("--lr", type=float, default=None, help="default: 1e-4")
-    p.add_argument("--l2", type=float, default=None, help="default: 1e-5 categorical, 1e-4 regression")
-    p.add_argument("--batch-size", type=int, default=None, help="default: 128")
-    p.add_argument("--dropout", type=float, default=None, help="default: 0.5 categorical, 0.25 regression")
-    p.add_argument("--rec-dropout", type=float, default=None, help="default: 0.1")
-    p.add_argument("--valid-ratio", type=float, default=None, help="share of training videos held out for model selection; default 0.1")
-    p.add_argument("--patience", type=int, default=None, help="epochs without validation improvement before stopping; default 10")
-    p.add_argument("--seed", type=int, default=None, help="default: 0")
-    p.add_argument("--seeds", type=_seed_list, default=None, metavar="S1,S2,...",
+    p.add_argument("--epochs", type=COUNT, default=None, help="default: the paper's (50 categorical, 100 regression)")
+    p.add_argument("--lr", type=POSITIVE, default=None, help="default: 1e-4")
+    p.add_argument("--l2", type=NON_NEGATIVE, default=None, help="default: 1e-5 categorical, 1e-4 regression")
+    p.add_argument("--batch-size", type=COUNT, default=None, help="default: 128")
+    p.add_argument("--dropout", type=RATIO, default=None, help="default: 0.5 categorical, 0.25 regression")
+    p.add_argument("--rec-dropout", type=RATIO, default=None, help="default: 0.1")
+    p.add_argument("--valid-ratio", type=RATIO, default=None, help="share of training videos held out for model selection; default 0.1")
+    p.add_argument("--patience", type=COUNT, default=None, help="epochs without validation improvement before stopping; default 10")
+    p.add_argument("--seed", type=SEED, default=None, help="default: 0")
+    p.add_argument("--seeds", type=int_list, default=None, metavar="S1,S2,...",
                    help="train one run per seed (in OUT/seed-N) and save their ensemble in OUT, used as one model by evaluate and predict; "
                    "the members share the validation split of --seed")
-    p.add_argument("--hidden-size", type=int, default=None, metavar="N",
+    p.add_argument("--hidden-size", type=WIDTH, default=None, metavar="N",
                    help="model width: D_e = D_h = N and D_g = D_p = 1.5 N (the paper's N is 100)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--no-normalize", action="store_true", help="do not standardise features with training-set statistics")
     p.add_argument("--faithful", action="store_true", help="reproduce the seed's unmasked fusion attention over padded utterances")
-    p.add_argument("--modality-dropout", type=float, default=None, metavar="P",
+    p.add_argument("--modality-dropout", type=RATIO, default=None, metavar="P",
                    help="chance that a training dialogue loses each modality (all its utterances), so the model stays usable when one is missing; default 0")
     p.add_argument("--select", default=None, choices=("loss", "metric"),
                    help="model selection on validation: the loss (default), or the task's headline metric (e.g. weighted F1 for emotion-class)")
@@ -394,9 +408,10 @@ def add_train(sub) -> None:
                    "(--select), copied into OUT with selection.json; keys: lr l2 batch-size epochs patience modality-dropout "
                    "class-weights dropout rec-dropout hidden-size (e.g. --grid lr=1e-4,1e-3 dropout=0.25,0.5)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out from its last epoch")
+    p.add_argument("--overwrite", action="store_true", help="replace the runs already in --out (without it, a folder that holds a run is refused)")
     _add_ray(p, "the runs of this command (emotions, seeds, grid points) train at once as Ray tasks and their folders are "
                 "written here")
-    p.add_argument("--gpus-per-run", type=float, default=None, metavar="N",
+    p.add_argument("--gpus-per-run", type=GPUS, default=None, metavar="N",
                    help="with --ray: GPUs each run asks for (a fraction shares a GPU); default 1 when the cluster has GPUs, else 0")
     p.set_defaults(func=cmd_train)
 
@@ -413,15 +428,17 @@ def _training_data(paths: list[Path]):
     return merge_datasets({n: load_dataset(p) for n, p in zip(names, paths)})
 
 
-def _seed_list(value: str) -> list[int]:
-    """`1,2,3` -> [1, 2, 3] (argparse type of --seeds)."""
-    try:
-        seeds = [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        seeds = []
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"{value!r}: give distinct integer seeds, comma-separated, e.g. 1,2,3")
-    return seeds
+def _actors(value: str) -> list[int]:
+    """`19,20` -> [19, 20] (argparse type of --test-actors: RAVDESS has actors 1..24)."""
+    return int_list(value, Number(int, 1, 24), "19,20")
+
+
+def _check_output(out: Path, inputs: list[Path], what: str = "-o") -> None:
+    """Before any work: the output file can be written and is none of the command's inputs."""
+    from data.fileio import check_writable, refuse_overwrite
+
+    check_writable(out, what)
+    refuse_overwrite(out, inputs, what)
 
 
 def cmd_train(args) -> int:
@@ -435,16 +452,8 @@ def cmd_train(args) -> int:
             raise UserError(f"--emotion {args.emotion}: unknown emotion; choose one of {', '.join(EMOTIONS)}, or all")
     elif args.emotion is not None:
         raise UserError(f"--emotion only goes with --task emotion (got --task {args.task})")
-    for name in ("epochs", "batch_size"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
-    if args.valid_ratio is not None and not 0 <= args.valid_ratio < 1:
-        raise UserError("--valid-ratio must be in [0, 1)")
-    for name in ("dropout", "rec_dropout", "modality_dropout"):
-        if getattr(args, name) is not None and not 0 <= getattr(args, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be in [0, 1)")
-    if args.hidden_size is not None and args.hidden_size < 1:
-        raise UserError("--hidden-size must be at least 1")
+    if args.resume and args.overwrite:
+        raise UserError("--resume continues the runs in --out, --overwrite replaces them; give one of them")
     if args.seeds is not None and args.seed is not None:
         raise UserError("--seeds trains one run per seed; --seed then only picks the shared validation split, give it without --seeds or drop it")
     train = {k: getattr(args, k) for k in ("epochs", "lr", "l2", "batch_size", "valid_ratio", "patience", "seed", "modality_dropout",
@@ -476,8 +485,9 @@ def cmd_train(args) -> int:
         else:
             print(format_metrics(metrics["test"], title=title + "\n test"))
 
-    progress = _tqdm_progress("train", "run" if args.ray is not None else "batch")
-    results = run_plan(_training_data(args.data), runs, ensembles, resume=args.resume, progress=progress, on_done=report, runner=runner)
+    progress = progress_bar("train", "run" if args.ray is not None else "batch")
+    results = run_plan(_training_data(args.data), runs, ensembles, resume=args.resume, overwrite=args.overwrite, progress=progress,
+                       on_done=report, runner=runner, inputs=args.data)
     top = top_level(runs, ensembles)
     if len(top) > 1:
         print(write_summary({name: results[name] for name, _ in top}, args.out))
@@ -523,11 +533,13 @@ def cmd_evaluate(args) -> int:
     from pipeline.evaluate import evaluate_runs
     from pipeline.train import format_metrics
 
-    progress = _tqdm_progress("features", "step") if sys.stderr.isatty() else None
+    progress = _terminal_bar("features", "step")
     results = evaluate_runs(args.checkpoint, args.data, split=args.split, device=args.device, modalities=args.modalities,
                             runtime=_runtime_settings(args) or None, cache_dir=args.cache_dir, progress=progress)
     if args.json:
-        print(json.dumps({r.run: r.metrics for r in results}, indent=2))
+        from data.fileio import json_text
+
+        print(json_text({r.run: r.metrics for r in results}))
     else:
         print("\n\n".join(format_metrics(r.metrics, title=f"{r.run}: {r.title}") for r in results))
     return 0
@@ -582,8 +594,15 @@ def cmd_predict(args) -> int:
         if not args.transcript.is_file():
             raise UserError(f"--transcript {args.transcript}: no such file")
     clips = collect_clips(args.clips)
+    if args.plot is not None:
+        from extractors.transcripts import find_transcript
+        from pipeline.predict import checkpoint_files, default_checkpoint
+
+        models = checkpoint_files(default_checkpoint() if args.checkpoint is None else args.checkpoint)
+        beside = [t for t in map(find_transcript, clips) if t is not None]
+        _check_output(args.plot, [*clips, *beside, *models, *([args.transcript] if args.transcript else [])], "--plot")
     runtime = _runtime_settings(args)
-    progress = _tqdm_progress("predict", "clip") if len(clips) > 1 and sys.stderr.isatty() else None
+    progress = _terminal_bar("predict", "clip") if len(clips) > 1 else None
     results = predict_clips(clips, args.checkpoint, transcript=args.transcript, runtime=runtime or None, asr=args.asr, progress=progress,
                             modalities=args.modalities)
     print(FORMATTERS[args.format](results))
@@ -609,10 +628,10 @@ def add_serve(sub) -> None:
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="checkpoint.pt, a run folder or a folder of runs (default: the shipped model, else runs/demo)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
-    p.add_argument("--max-upload-mb", type=float, default=200, help="largest clip accepted (default 200)")
+    p.add_argument("--port", type=PORT, default=8000, help="port (default 8000; 0: any free port)")
+    p.add_argument("--max-upload-mb", type=MEGABYTES, default=200, help="largest clip accepted (default 200)")
     p.add_argument("--workers", type=int, default=1, choices=(1, 2), help="clips analysed at the same time, each worker with its own copy of the models (default 1)")
-    p.add_argument("--max-queue", type=int, default=4, help="requests that may wait for a worker; more get 503 (default 4)")
+    p.add_argument("--max-queue", type=QUEUE, default=4, help="requests that may wait for a worker; more get 503 (default 4)")
     p.add_argument("--asr", default=None, choices=list(TRANSCRIBERS),
                    help="transcriber for clips without a transcript (default: the one the checkpoint's training data used)")
     for modality, name, opt in extractors.extractor_options():
@@ -624,10 +643,6 @@ def add_serve(sub) -> None:
 def cmd_serve(args) -> int:
     from pipeline.serve import address, bind, create_app, is_loopback, load_predictors, run_server
 
-    if args.max_queue < 0:
-        raise UserError(f"--max-queue {args.max_queue}: must be 0 or more")
-    if args.max_upload_mb <= 0:
-        raise UserError(f"--max-upload-mb {args.max_upload_mb:g}: must be positive")
     sock = bind(args.host, args.port)  # before the models load, so a taken port fails at once
     print(f"loading the models ({args.checkpoint or 'default'})...", file=sys.stderr)
     predictors = load_predictors(args.checkpoint, args.workers, asr=args.asr, runtime=_runtime_settings(args) or None)
@@ -650,7 +665,8 @@ def add_info(sub) -> None:
     from model.config import TASKS
 
     m.add_argument("--task", default="binary", choices=TASKS)
-    m.add_argument("--dims", type=int, nargs=3, metavar=("TEXT", "AUDIO", "VISUAL"), default=(300, 384, 35))
+    m.add_argument("--dims", type=WIDTH, nargs=3, metavar=("TEXT", "AUDIO", "VISUAL"), default=(300, 384, 35),
+                   help=f"input feature widths, each {WIDTH.describe()}")
     m.set_defaults(func=cmd_info_model)
     d = isub.add_parser("data", help="videos, utterances, dims and label coverage of a dataset file")
     d.add_argument("file", type=Path)
@@ -661,10 +677,6 @@ def cmd_info_model(args) -> int:
     from model.config import ModelConfig
     from model.network import MultilogueNet, count_parameters
 
-    from model.checkpoint import MAX_DIM
-
-    if min(args.dims) <= 0 or max(args.dims) > MAX_DIM:
-        raise UserError(f"--dims {' '.join(map(str, args.dims))}: every dim must be in 1..{MAX_DIM}")
     cfg = ModelConfig.for_task(args.task, *args.dims)
     net = MultilogueNet(cfg)
     print(net)
@@ -700,21 +712,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops a command as Ctrl-C does: workers ended, partial output never written
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # our packages log at INFO; third-party libraries only from WARNING unless --verbose
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for package in ("data", "model", "pipeline", "extractors"):
         logging.getLogger(package).setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
     try:
         return int(args.func(args) or 0)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        close_bars()
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
+        close_bars()
         hint = "; add --resume to the same command to continue from the last finished epoch" if args.command == "train" else ""
         print(f"interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

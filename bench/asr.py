@@ -17,7 +17,7 @@
      between lines) and "tight" (each clip trimmed to its voiced span, 0.15 s between lines); the truth
      is each clip's voiced span (energy above 1/30 of its loudest 20 ms frame: studio recordings);
    - the GRID clips concatenated (truth: voiced spans);
-   - espeak-ng dialogues from pipeline/clipgen.py with 0.3 s and 0.8 s gaps (exact truth).
+   - espeak-ng dialogues from demo/clipgen.py with 0.3 s and 0.8 s gaps (exact truth).
    Metrics: mean absolute boundary error in seconds (starts and ends together) and the share of lines
    whose span overlaps the truth with IoU >= 0.5.
 
@@ -219,7 +219,7 @@ def espeak_dialogues(n: int, gap: float) -> list[tuple[np.ndarray, list[str], li
     import tempfile
 
     from extractors.media import decode
-    from pipeline.clipgen import make_clip
+    from demo.clipgen import make_clip
 
     out = []
     with tempfile.TemporaryDirectory() as tmp:

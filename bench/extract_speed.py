@@ -71,7 +71,7 @@ def generate_long_clip(stem: Path, seconds: float = 60.0) -> None:
     from skimage import data, transform
     from skimage.io import imsave
 
-    from pipeline.clipgen import SR, speak
+    from demo.clipgen import SR, speak
 
     parts, cues, t, i = [np.zeros(int(0.3 * SR), np.float32)], [], 0.3, 0
     while t < seconds - 2:

@@ -49,10 +49,10 @@ SENTENCES = [
 
 def make_clip(folder: Path, seconds: float) -> tuple[Path, Path]:
     """A ~`seconds` s clip with a .srt beside it, and a copy without transcript. Returns (clip, untranscribed copy)."""
-    from pipeline.demo import FaceBank, Utterance, _srt, write_clip
+    from demo.run import FaceBank, Utterance, _srt, write_clip
 
     utts, total = [], 0.2
-    from pipeline.clipgen import SR, speak
+    from demo.clipgen import SR, speak
 
     while total < seconds - 1.5:
         sp, text, cat = SENTENCES[len(utts) % len(SENTENCES)]

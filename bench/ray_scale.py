@@ -50,7 +50,7 @@ MOSEI_VIDEOS, MOSEI_HOURS = 3228, 65.0
 
 
 def build_corpus(folder: Path, clips: int, sentences: int) -> None:
-    from pipeline.clipgen import astronaut, make_clip
+    from demo.clipgen import astronaut, make_clip
 
     face = astronaut()
     for i in range(clips):

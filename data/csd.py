@@ -35,18 +35,18 @@ import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from data.align import overlap_mean, words_in_segments
-from data.dataset import FORMAT_VERSION, LABEL_COLUMNS, MODALITIES, PRESENT, label_problem
 from data.errors import DatasetError
+from data.progress import Progress
+from data.schema import FORMAT_VERSION, LABEL_COLUMNS, MODALITIES, PRESENT, label_problem
 from data.splits import hash_split
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[..., None]
 SPEAKER = "A"  # CMU-MOSI/MOSEI videos are monologues: one party per video
 
 
@@ -313,6 +313,8 @@ def import_csd(
         word_file = CsdFile(words, "words") if words is not None else None
         if word_file is not None:
             opened["words"] = word_file
+        for m, f in opened.items():
+            _refuse_labels_as(m, f, label_file)
         ds = _import_videos(label_file, opened, keep_missing, report, progress)
     finally:
         label_file.close()
@@ -350,6 +352,26 @@ def import_csd(
     if report.dropped or report.filled:
         log.warning("%d video(s) missing from a modality were %s", len(report.dropped) + len(report.filled), "kept with zeros" if keep_missing else "dropped")
     return ds, report
+
+
+def _refuse_labels_as(role: str, f: CsdFile, label_file: CsdFile) -> None:
+    """DatasetError when the file given as --text/--audio/--visual/--words is a labels sequence: the --labels
+    file itself, a sequence whose root or metadata says labels, or one whose first video holds the labels'
+    rows (same width, intervals and values: a copy). Labels read as features would train on the answers."""
+    from data.fileio import same_file
+
+    fix = f"pass a feature sequence as --{role} (e.g. CMU_MOSEI_COVAREP.csd for audio) and the labels as --labels"
+    if same_file(f.path, label_file.path):
+        raise DatasetError(f"--{role} {f.path}: is the --labels file; {fix}")
+    said = [s for s in (f.root, f.metadata.get("root name"), f.metadata.get("computational sequence description")) if "label" in str(s).lower()]
+    if said:
+        raise DatasetError(f"--{role} {f.path}: is a labels sequence (its root or metadata says {str(said[0])!r}); {fix}")
+    common = [v for v in sorted(label_file.videos) if v in f]
+    if common and role != "words":
+        ours, iv = f.read(common[0])
+        labels, liv = label_file.read(common[0])
+        if ours.shape == labels.shape and np.array_equal(iv, liv) and np.array_equal(ours, labels, equal_nan=True):
+            raise DatasetError(f"--{role} {f.path}: video {common[0]!r} holds the same rows as the labels file {label_file.path.name}; {fix}")
 
 
 def _drop(ds: dict, vids: set[str]) -> None:

@@ -1,14 +1,19 @@
-"""Atomic writes and a pickle loader that refuses anything but plain data and numpy arrays."""
+"""File boundaries: inputs that are regular files, outputs checked before work starts and never written over an
+input, atomic writes with the user's umask, JSON without NaN, and a pickle loader that refuses anything but
+plain data and numpy arrays."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
+import math
 import os
 import pickle
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from data.errors import DatasetError, UserError
 
@@ -41,6 +46,7 @@ class _SafeUnpickler(pickle.Unpickler):
 
 def safe_load_pickle(path: Path) -> Any:
     """Unpickle `path`, allowing only builtins and numpy arrays. Raises DatasetError otherwise."""
+    path = input_file(path, error=DatasetError)
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -77,26 +83,153 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp makes the file 0600; give it the mode a plain open() would (the file's own when it is replaced)
+        os.chmod(tmp_path, stat.S_IMODE(path.stat().st_mode) if path.is_file() else 0o666 & ~current_umask())
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
 
 
+def current_umask() -> int:
+    """This process's umask (read from /proc where it is, since os.umask can only read it by changing it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _nearest_existing(path: Path) -> Path:
+    for parent in (path, *path.parents):
+        if os.path.lexists(parent):
+            return parent
+    return Path(".")
+
+
 def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
-    """Refuse, before any work, an output file that could not be written: a folder, or a place where no file
-    can be created. Creates the parent folders (as the final write would). Returns the path."""
+    """Refuse, before any work, an output file that could not be written: a folder, or a place where no file can
+    be created (a parent that is a file, a read-only or full file system). Leaves nothing behind: the folders the
+    final write would create are not created here. Returns the path."""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{what} {path}: is a folder; pass a file path to write")
+    _check_can_create(path, what)
+    return path
+
+
+def check_writable_folder(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Refuse, before any work, an output folder that could not be created or written into. Returns the path."""
+    path = Path(path)
+    if os.path.lexists(path) and not path.is_dir():
+        raise UserError(f"{what} {path}: is a file; pass a folder")
+    _check_can_create(path / "x", what, shown=path)
+    return path
+
+
+def _check_can_create(path: Path, what: str, shown: Path | None = None) -> None:
+    shown = path if shown is None else shown
+    base = _nearest_existing(path.parent)
+    if not base.is_dir():
+        raise UserError(f"{what} {shown}: cannot write here ({base} is not a folder); pick a writable location")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".check", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".check", dir=base)
     except OSError as e:
-        raise UserError(f"{what} {path}: cannot write here ({e.strerror or e}); pick a writable location") from e
+        raise UserError(f"{what} {shown}: cannot write here ({e.strerror or e}); pick a writable location") from e
     os.close(fd)
     os.unlink(tmp)
+
+
+def _identity(path: Path) -> tuple[str, tuple[int, int] | None]:
+    """(resolved path, (device, inode) when it exists): two names of one file share one of them."""
+    try:
+        st = os.stat(path)
+        ident = (st.st_dev, st.st_ino)
+    except OSError:
+        ident = None
+    return os.path.realpath(path), ident
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name the same file: equal once resolved (symbolic links too), or one inode (hard links)."""
+    ra, ia = _identity(Path(a))
+    rb, ib = _identity(Path(b))
+    return ra == rb or (ia is not None and ia == ib)
+
+
+def refuse_overwrite(output: str | os.PathLike, inputs: Iterable[str | os.PathLike], what: str = "output") -> None:
+    """Refuse an output that is one of the command's inputs (as given, through a symbolic link or a hard link):
+    UserError naming both, before anything is written."""
+    real, ident = _identity(Path(output))
+    for i in inputs:
+        r, other = _identity(Path(i))
+        if r == real or (ident is not None and other == ident):
+            same = "" if Path(i) == Path(output) else f" ({i})"
+            raise UserError(f"{what} {output} is one of this command's inputs{same}; write to a new file")
+
+
+def input_file(path: str | os.PathLike, what: str = "", *, error: type[UserError] = UserError, fix: str = "",
+               folder_fix: str = "") -> Path:
+    """`path` when it is an existing regular file this process can open; else `error` naming the path and what it
+    is instead: missing, a broken symbolic link, a folder, a FIFO, socket or device (which would block or never
+    end a read), unreadable. `what` prefixes the path (e.g. "--checkpoint"); `fix` ends the message."""
+    path = Path(path)
+    name = f"{what} {path}" if what else str(path)
+    end = f"; {fix}" if fix else ""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise error(f"{name}: a symbolic link to {os.readlink(path)}, which does not exist; fix the link or pass the file itself") from None
+        raise error(f"{name}: no such file{end}") from None
+    except PermissionError:
+        raise error(f"{name}: cannot reach it (Permission denied); check the permissions of its folders") from None
+    except OSError as e:
+        raise error(f"{name}: cannot read ({e.strerror or e}){end}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise error(f"{name}: is a folder; {folder_fix or 'pass a file'}")
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"{name}: is {file_kind(st.st_mode)}, not a regular file; pass a file")
+    if not os.access(path, os.R_OK):
+        raise error(f"{name}: cannot read (Permission denied); check its permissions")
     return path
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    for test, kind in ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def finite_json(obj: Any) -> Any:
+    """`obj` with every NaN or infinite float replaced by None, so json.dumps writes strict JSON (null)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:  # numpy / torch scalars
+        return finite_json(obj.item())
+    return obj
+
+
+def json_text(obj: Any, indent: int | None = 2) -> str:
+    """Strict JSON (no NaN or Infinity tokens: they become null)."""
+    return json.dumps(finite_json(obj), indent=indent, allow_nan=False, ensure_ascii=False)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write `obj` as strict JSON (non-finite numbers as null), atomically."""
+    atomic_write_bytes(path, (json_text(obj) + "\n").encode("utf-8"))
 
 
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:

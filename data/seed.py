@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from data.dataset import FORMAT_VERSION, LABEL_COLUMNS, validate_dataset
+from data.schema import FORMAT_VERSION, LABEL_COLUMNS, validate_dataset
 from data.errors import DatasetError
 
 SEED_FIELDS = ("videoIDs", "videoSpeakers", "videoLabels", "videoText", "videoAudio", "videoVisual", "videoSentence", "trainVid", "testVid")
@@ -95,11 +95,9 @@ def from_seed_tuple(obj: Sequence, source: Any = "seed pickle", column: str = "s
 
 def import_seed(path: str | Path, column: str = "sentiment") -> dict:
     """Read a seed 9-tuple pickle safely and convert it."""
-    from data.fileio import safe_load_pickle
+    from data.fileio import input_file, safe_load_pickle
 
-    path = Path(path)
-    if not path.exists():
-        raise DatasetError(f"{path}: no such file; pass the seed's .pkl file")
+    path = input_file(path, error=DatasetError, fix="pass the seed's .pkl file")
     obj = safe_load_pickle(path)
     if isinstance(obj, dict):
         raise DatasetError(f"{path}: already a dataset dict, not a seed 9-tuple; use it directly with `train --data`")

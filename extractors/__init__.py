@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from data.errors import ExtractionError
+from data.schema import dim_differences
 from extractors.base import REGISTRY, Extractor, Media, NoFeatures, Segment, register, spec_of
 
 DEFAULTS = {"text": "glove", "audio": "opensmile", "visual": "facemesh"}
@@ -200,7 +201,7 @@ def build_from_spec(modality: str, spec: dict[str, Any], **runtime: Any) -> Extr
     except (KeyError, TypeError) as e:
         raise ExtractionError(f"feature spec {spec!r}: expected a dict with 'name', 'params' and 'dim'") from e
     extractor = build_extractor(modality, name, **{**params, **runtime})
-    if "dim" in spec and int(spec["dim"]) != int(extractor.dim):
+    if "dim" in spec and dim_differences({modality: spec["dim"]}, {modality: extractor.dim}):
         raise ExtractionError(
             f"{modality} extractor {name!r} with {params} gives {extractor.dim}-d features but the spec says "
             f"{spec['dim']}-d; provide the same inputs (e.g. vector file) the model was trained with"

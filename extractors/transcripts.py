@@ -37,6 +37,7 @@ import numpy as np
 
 from data.dataset import LABEL_COLUMNS, label_problem
 from data.errors import ExtractionError
+from data.fileio import input_file
 from extractors.base import Segment
 
 log = logging.getLogger(__name__)
@@ -71,12 +72,16 @@ class Transcript:
 
 
 def find_transcript(clip: str | Path) -> Path | None:
-    """The transcript beside `clip` (same stem), or None. The first of .csv, .srt, .vtt, .txt wins."""
+    """The transcript beside `clip` (same stem), or None. The first of .csv, .srt, .vtt, .txt wins. ExtractionError
+    when the one there is not a regular file (a named pipe, a broken symbolic link)."""
     clip = Path(clip)
     for suffix in TRANSCRIPT_SUFFIXES:
         for candidate in (clip.with_suffix(suffix), clip.with_suffix(suffix.upper())):
             if candidate.is_file():
                 return candidate
+            if candidate.is_symlink() or (candidate.exists() and not candidate.is_dir()):
+                # a FIFO would block the read, a broken link would be taken for "no transcript": say so
+                input_file(candidate, "transcript", error=ExtractionError)
     return None
 
 
@@ -185,8 +190,9 @@ def parse_cues(text: str, source: Any = "transcript", fmt: str = "srt") -> list[
 
 
 def parse_number(cell: str, what: str, where: Any, error: type[Exception] = ExtractionError) -> float | None:
-    """A numeric CSV cell: None when empty, a NaN marker ("nan", "na", "n/a", "none", "?") or non-finite;
-    raises `error` naming `where` and the column when it is not a number."""
+    """A numeric CSV cell: None when empty or a NaN marker ("nan", "na", "n/a", "none", "?"); raises `error`
+    naming `where` and the column when it is not a number or is infinite (no label or time is; a spreadsheet's
+    overflow is a mistake to fix, not an unknown)."""
     cell = cell.strip()
     if cell == "" or cell.lower() in ("nan", "na", "n/a", "none", "?"):
         return None
@@ -194,7 +200,9 @@ def parse_number(cell: str, what: str, where: Any, error: type[Exception] = Extr
         value = float(cell)
     except ValueError as e:
         raise error(f"{where}: {what} = {cell!r} is not a number; leave it empty if unknown") from e
-    return value if math.isfinite(value) else None
+    if not math.isfinite(value):
+        raise error(f"{where}: {what} = {cell!r} is not a finite number; leave it empty if unknown")
+    return value
 
 
 def _label_value(cell: str, column: str, row: int, source: Any) -> float | None:

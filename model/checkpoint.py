@@ -1,29 +1,40 @@
-"""Self-describing checkpoints: format version, task, labels, model config, feature spec, state dict.
+"""Self-describing checkpoints: format version, task, labels, model config, feature spec, state dict; where they
+are (the one resolver of --checkpoint paths) and whether data fits them (the one feature-width check).
 
 Saved with torch.save (atomically) and loaded with weights_only=True: nothing but tensors and plain data.
 An ensemble checkpoint (`train --seeds`) holds the members' state dicts in `members` instead of one
 `state_dict`; it loads as a model.network.Ensemble. `half=True` stores floating-point weights as float16
 (half the size; they are cast back to float32 on load), for shipping.
+
+torch and the model load inside the functions that need them, so a wrong --checkpoint path is reported
+before they are imported.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from data.errors import CheckpointError
-from data.fileio import atomic_path
-from model.config import ModelConfig
-from model.network import Ensemble, MultilogueNet
-from model.tasks import get_task
+from data.fileio import atomic_path, input_file
+from data.schema import MAX_DIM, MODALITIES, dim_differences
+
+if TYPE_CHECKING:
+    import torch
+
+    from model.network import Ensemble, MultilogueNet
 
 CHECKPOINT_VERSION = 1
 CHECKPOINT_NAME = "checkpoint.pt"
+SHIPPED = Path("model") / "pretrained"  # the model that ships with the code, relative to the repository
+DEFAULT_RUN = Path("runs") / "demo"  # where `make demo` trains
+TRAIN_HINT = ("run `make demo` (it trains into runs/demo), or train your own with `python cli.py extract VIDEOS/ -o data.pkl` "
+              "then `python cli.py train --task regression --data data.pkl --out runs/demo`, or pass --checkpoint DIR_OR_FILE")
 
 
-def make_checkpoint(model: MultilogueNet, task: str, emotion: str | None, feature_spec: dict, extra: dict | None = None) -> dict:
+def make_checkpoint(model: "MultilogueNet", task: str, emotion: str | None, feature_spec: dict, extra: dict | None = None) -> dict:
+    from model.tasks import get_task
+
     return {
         "format_version": CHECKPOINT_VERSION,
         "task": task,
@@ -53,6 +64,8 @@ def _half(state: dict) -> dict:
 
 def save_checkpoint(ckpt: dict, path: str | Path, half: bool = False) -> Path:
     """Write atomically; `half` stores floating-point weights as float16 (cast back on load)."""
+    import torch
+
     path = Path(path)
     if half:
         ckpt = {**ckpt, "dtype": "float16"}
@@ -65,28 +78,83 @@ def save_checkpoint(ckpt: dict, path: str | Path, half: bool = False) -> Path:
     return path
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or a run folder holding checkpoint.pt."""
-    path = Path(path)
+# ------------------------------------------------------------------ where checkpoints are
+def shipped_model() -> Path | None:
+    """The model that ships with the code (model/pretrained: trained on real corpora, see its MODEL_CARD.md),
+    or None when it is not there."""
+    folder = Path(__file__).resolve().parents[1] / SHIPPED
+    return folder if folder.is_dir() and any(folder.rglob(CHECKPOINT_NAME)) else None
+
+
+def default_checkpoint() -> Path:
+    """The shipped model, else runs/demo (in the working folder or the repository); CheckpointError saying how to
+    get one."""
+    shipped = shipped_model()
+    if shipped is not None:
+        return shipped
+    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        if (base / DEFAULT_RUN).is_dir() and any((base / DEFAULT_RUN).rglob(CHECKPOINT_NAME)):
+            return base / DEFAULT_RUN
+    raise CheckpointError(f"no --checkpoint given, no shipped model in {SHIPPED}/ and no trained model in {DEFAULT_RUN}/; {TRAIN_HINT}")
+
+
+def checkpoint_files(path: str | Path | None) -> list[Path]:
+    """The one resolver of --checkpoint: the models a path names, sorted.
+
+    None: default_checkpoint(). A file: itself (a regular file; a FIFO or a broken link is refused before
+    anything opens it). A folder: its own checkpoint.pt when it has one (a run, or an ensemble whose members lie
+    below it), else every checkpoint.pt below it that is not inside another model's folder. CheckpointError
+    naming the path and the fix when there is none."""
+    path = default_checkpoint() if path is None else Path(path)
     if path.is_dir():
-        found = path / CHECKPOINT_NAME
-        if found.exists():
-            return found
-        nested = sorted(path.rglob(CHECKPOINT_NAME))
-        hint = f" (it has {', '.join(str(p) for p in nested[:3])}: pass one)" if nested else "; train one with `cli.py train --out DIR`"
-        raise CheckpointError(f"{path}: no {CHECKPOINT_NAME} in this folder{hint}")
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint; train one with `cli.py train --out DIR` and pass DIR or DIR/{CHECKPOINT_NAME}")
-    return path
+        found = sorted(path.rglob(CHECKPOINT_NAME))
+        if not found:
+            raise CheckpointError(f"--checkpoint {path}: no {CHECKPOINT_NAME} in this folder or below; {TRAIN_HINT}")
+        models = {f.parent for f in found}
+        return [f for f in found if not any(d in models for d in f.parent.parents)]
+    if not path.exists() and not path.is_symlink():
+        raise CheckpointError(f"--checkpoint {path}: no such file or folder; {TRAIN_HINT}")
+    return [input_file(path, "--checkpoint", error=CheckpointError)]
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """The one checkpoint a path names (a file, or a folder holding exactly one model); CheckpointError otherwise."""
+    files = checkpoint_files(path)
+    if len(files) > 1:
+        shown = ", ".join(str(f) for f in files[:3]) + (", ..." if len(files) > 3 else "")
+        raise CheckpointError(f"{path}: holds {len(files)} models ({shown}); pass one of them")
+    return files[0]
+
+
+def load_state(path: str | Path, what: str = "checkpoint", fix: str = "pass a checkpoint.pt written by `cli.py train`") -> Any:
+    """torch.load(path, weights_only=True), with one line saying what the file is when it is not a checkpoint:
+    empty, text or another kind of file, a truncated archive (a partial copy), or refused by the safe loader."""
+    import torch
+
+    path = input_file(path, error=CheckpointError)
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        raise CheckpointError(f"{path}: is empty, not a {what}; {fix}")
+    if head[:2] != b"PK" and head[:1] != b"\x80":  # torch.save writes a zip archive (legacy files: a pickle)
+        kind = "a text file" if all(32 <= b < 127 or b in b"\t\r\n" for b in head) else "not a zip archive"
+        raise CheckpointError(f"{path}: is {kind}, not a {what}; {fix}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch.load of a torn or foreign file fails in many ways
+        text = " ".join(str(e).split())
+        if "central directory" in text or "zip archive" in text or isinstance(e, EOFError):
+            why = "truncated or damaged (an incomplete zip archive, e.g. a partial copy)"
+        elif "Weights only load failed" in text or "weights_only" in text:
+            why = "refused by the safe loader (it holds objects other than tensors and plain data)"
+        else:
+            why = f"unreadable ({type(e).__name__}: {text[:160]})" if text else f"unreadable ({type(e).__name__})"
+        raise CheckpointError(f"{path}: not a readable {what}: {why}; {fix}") from e
 
 
 def read_checkpoint(path: str | Path) -> dict:
     path = resolve_checkpoint(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch.load of a torn or foreign file fails in many ways
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable Multilogue checkpoint ({first}); pass a checkpoint.pt written by `cli.py train`") from e
+    ckpt = load_state(path, "Multilogue checkpoint")
     if not isinstance(ckpt, dict) or "model_config" not in ckpt or ("state_dict" not in ckpt and "members" not in ckpt):
         raise CheckpointError(f"{path}: not a Multilogue checkpoint (no model_config/state_dict); pass a checkpoint.pt written by `cli.py train`")
     if not isinstance(ckpt.get("format_version", 0), int) or ckpt.get("format_version", 0) > CHECKPOINT_VERSION:
@@ -98,11 +166,10 @@ def read_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
-MAX_DIM = 1 << 16  # no feature set or layer here is anywhere near this wide; a bigger number is a broken file
-
-
 def checkpoint_problem(ckpt: dict) -> str | None:
     """What is wrong with a loaded checkpoint dict's contents, or None (the boundary check of read_checkpoint)."""
+    import torch
+
     from model.tasks import EMOTIONS, TASKS
 
     task = ckpt.get("task")
@@ -131,9 +198,12 @@ def checkpoint_problem(ckpt: dict) -> str | None:
     return None
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[MultilogueNet | Ensemble, dict]:
+def load_model(path: str | Path, device: "str | torch.device" = "cpu") -> tuple["MultilogueNet | Ensemble", dict]:
     """Rebuild the model of a checkpoint (an Ensemble for an ensemble checkpoint), in eval mode on `device`.
     Returns (model, checkpoint dict)."""
+    from model.config import ModelConfig
+    from model.network import Ensemble, MultilogueNet
+
     ckpt = read_checkpoint(path)
     config = ModelConfig.from_dict(ckpt["model_config"])
     states = ckpt["members"] if "members" in ckpt else [ckpt["state_dict"]]
@@ -149,12 +219,29 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Mu
     return model.to(device).eval(), ckpt
 
 
+# ------------------------------------------------------------------ does data fit a checkpoint
+def config_dims(config: dict) -> dict[str, int]:
+    """Input feature widths of a model config dict: {"text": d_text, "audio": d_audio, "visual": d_visual}."""
+    return {m: int(config[f"d_{m}"]) for m in MODALITIES}
+
+
+def check_dims(expected: dict, given: dict[str, int], what: str, fix: str, sides: str = "checkpoint vs data") -> None:
+    """The one feature-width check. expected: a model config dict (its d_text, d_audio, d_visual) or widths by
+    modality; given: widths by modality (modalities it lacks are not compared). Raises CheckpointError
+    "{what} (text 300 vs 50; ..., {sides}); {fix}" naming every modality that differs."""
+    widths = config_dims(expected) if "d_text" in expected else {m: int(d) for m, d in expected.items()}
+    diffs = dim_differences(widths, given)
+    if diffs:
+        raise CheckpointError(f"{what} ({'; '.join(diffs)}, {sides}); {fix}")
+
+
 def check_features(ckpt: dict, dims: dict[str, int], features: dict[str, dict], source: Any) -> None:
     """Refuse data whose features differ from the checkpoint's: widths first, then extractor and params."""
-    check_dims(ckpt, dims, source)
+    check_dims(ckpt["model_config"], dims, f"{ckpt['path']} expects feature dims that {source} does not have",
+               "use a checkpoint trained on features from the same extractors")
     trained = ckpt.get("feature_spec") or {}
     diffs = []
-    for m in ("text", "audio", "visual"):
+    for m in MODALITIES:
         a, b = trained.get(m), features.get(m)
         if a and b and (a.get("name"), a.get("params")) != (b.get("name"), b.get("params")):
             diffs.append(f"{m} {a.get('name')} {a.get('params')} vs {b.get('name')} {b.get('params')}")
@@ -162,15 +249,4 @@ def check_features(ckpt: dict, dims: dict[str, int], features: dict[str, dict], 
         raise CheckpointError(
             f"{ckpt['path']} was trained on features from other extractors than {source} ({'; '.join(diffs)}, checkpoint vs data); "
             "extract the data with the checkpoint's extractors or use a matching checkpoint"
-        )
-
-
-def check_dims(ckpt: dict, dims: dict[str, int], source: Any) -> None:
-    """Raise CheckpointError naming every modality whose feature width differs from the checkpoint's."""
-    cfg = ckpt["model_config"]
-    diffs = [f"{m} {cfg[f'd_{m}']} vs {dims[m]}" for m in ("text", "audio", "visual") if cfg[f"d_{m}"] != dims[m]]
-    if diffs:
-        raise CheckpointError(
-            f"{ckpt['path']} expects feature dims that {source} does not have ({'; '.join(diffs)}, checkpoint vs data); "
-            "use a checkpoint trained on features from the same extractors"
         )

@@ -13,7 +13,8 @@ warm-up encode runs inline and no pool exists; workers run one thread each anywa
 loaded here either, since CTranslate2 starts its compute threads when a model loads: each worker loads it on
 its first clip without a transcript (~0.3 s). The text extractor to
 warm comes from the environment variable set by the parent while it starts the server; any failure only
-costs the speed-up.
+costs the speed-up. The server also asks to be killed when the command dies (pipeline.lifeline), and each
+worker when the server dies, so a command killed with kill -9 leaves no process behind.
 """
 
 from __future__ import annotations
@@ -57,7 +58,23 @@ def warm(choices: dict) -> None:
         text(None, [Segment(0.0, 1.0, "A", "warm up")])
 
 
-try:
-    warm(json.loads(os.environ.get(ENV, "{}")))
-except Exception as e:  # never stop the server: workers load what they need themselves
-    logging.getLogger(__name__).debug("preload failed: %s", e)
+SERVER_PID = os.getpid()  # the workers' parent: each worker checks it is still there (pipeline.lifeline)
+
+
+def _serve() -> None:
+    """In the fork server (the parent that starts it sets ENV and PARENT_ENV meanwhile): die with that parent,
+    then warm up. Imported anywhere else (ENV unset), nothing happens."""
+    from pipeline.lifeline import PARENT_ENV, die_with_parent
+
+    if ENV not in os.environ:
+        return
+    parent = os.environ.get(PARENT_ENV, "")
+    if parent.isdigit() and int(parent) != os.getpid():
+        die_with_parent(int(parent))
+    try:
+        warm(json.loads(os.environ[ENV]))
+    except Exception as e:  # never stop the server: workers load what they need themselves
+        logging.getLogger(__name__).debug("preload failed: %s", e)
+
+
+_serve()

@@ -32,15 +32,15 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from data.dataset import EMOTIONS, LABEL_COLUMNS, PRESENT, load_dataset, save_dataset
 from data.errors import UserError
+from data.progress import Progress
 
 log = logging.getLogger(__name__)
-Progress = Callable[..., None]
 
 MELD_COLUMNS = ("Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID")
 MELD_EMOTION = {"neutral": None, "joy": "happiness", "sadness": "sadness", "anger": "anger", "surprise": "surprise",
@@ -116,13 +116,12 @@ def import_meld(train: list[str | Path], out: str | Path, *, test: list[str | Pa
     with `extract` (choices in extract_options: audio, visual, asr, workers, ...) and the utterances are grouped
     back into dialogues. Returns the dataset.
     """
-    from data.fileio import check_writable
+    from data.fileio import check_writable, refuse_overwrite
 
     out = Path(out)
     files = {Path(p): "train" for p in train} | {Path(p): "test" for p in test}
-    if any(p.resolve() == out.resolve() for p in files):
-        raise UserError(f"-o {out} is one of the input CSVs; write the dataset to a new file")
     check_writable(out, "-o")
+    refuse_overwrite(out, list(files), "-o")
     with tempfile.TemporaryDirectory(prefix="multilogue-meld-") as tmp:
         table = Path(tmp) / "meld.csv"
         _meld_csv(files, table)
@@ -233,10 +232,11 @@ def import_goemotions(folder: str | Path, out: str | Path, *, text: str = "glove
                       progress: Progress | None = None, limit: int | None = None) -> dict:
     """GoEmotions (Ekman grouping: train.tsv, dev.tsv, test.tsv, labels.txt) -> a text-only dataset written to
     `out`; train and dev -> train, test -> test. `limit` keeps the first N comments of each file (for quick runs)."""
-    from data.fileio import check_writable
+    from data.fileio import check_writable, refuse_overwrite
 
     folder, out = Path(folder), Path(out)
     check_writable(out, "-o")
+    refuse_overwrite(out, [folder / n for n in ("train.tsv", "dev.tsv", "test.tsv", "labels.txt")], "-o")
     names = (folder / "labels.txt").read_text(encoding="utf-8").split() if (folder / "labels.txt").is_file() else None
     if names != ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]:
         raise UserError(f"{folder}: expected GoEmotions' Ekman grouping (labels.txt: anger disgust fear joy neutral sadness surprise)")

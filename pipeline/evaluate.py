@@ -17,13 +17,12 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from data.dataset import MODALITIES, load_dataset
+from data.dataset import MODALITIES, feature_dims, load_dataset
 from data.errors import DatasetError, UserError
+from data.progress import Progress
 
 log = logging.getLogger(__name__)
-Progress = Callable[..., None]
 EXTRACT_CACHE = Path.home() / ".cache" / "multilogue" / "extract"  # clips evaluated again reuse their features
 SPLITS = ("auto", "train", "test", "all")
 
@@ -58,8 +57,8 @@ def evaluate_runs(checkpoint: str | Path, data: str | Path, *, split: str = "aut
     Raises UserError subclasses (one line) for a missing checkpoint or data, features that do not match a
     checkpoint, or a split without labelled utterances for a run's task.
     """
-    from model.checkpoint import check_features, load_model
-    from pipeline.predict import check_spec, checkpoint_files
+    from model.checkpoint import check_features, checkpoint_files, load_model
+    from pipeline.predict import check_spec
     from pipeline.train import evaluate, pick_device
 
     if split not in SPLITS:
@@ -77,7 +76,7 @@ def evaluate_runs(checkpoint: str | Path, data: str | Path, *, split: str = "aut
     for f, model, ckpt in loaded:
         if kind == "dataset":
             ds = built.setdefault("", load_dataset(data))
-            check_features(ckpt, _dims(ds), ds["meta"].get("features", {}), data)
+            check_features(ckpt, feature_dims(ds), ds["meta"].get("features", {}), data)
         else:
             spec = check_spec(ckpt)
             recorded_asr = (ckpt.get("feature_spec") or {}).get("asr")
@@ -106,12 +105,6 @@ def evaluate_runs(checkpoint: str | Path, data: str | Path, *, split: str = "aut
         run = f.parent.relative_to(root).as_posix() if f.parent != root and root in f.parents else f.parent.name
         results.append(RunMetrics(run, f, title, {"loss": result["loss"], **result["metrics"]}))
     return results
-
-
-def _dims(ds: dict) -> dict[str, int]:
-    from data.dataset import feature_dims
-
-    return feature_dims(ds)
 
 
 def _featurise(kind: str, data: Path, spec: dict[str, dict], source: Path, runtime: dict[str, dict] | None, workers: int | None,

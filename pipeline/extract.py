@@ -28,17 +28,20 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from data.dataset import MODALITIES, PRESENT, empty_dataset, save_dataset
 from data.errors import ExtractionError, UserError
-from data.fileio import atomic_path
+from data.fileio import atomic_path, check_writable, check_writable_folder, file_kind, refuse_overwrite
+from data.options import COUNT, FPS, RATIO
+from data.progress import Progress
 from extractors.asr import DEFAULT as DEFAULT_ASR
 from extractors.base import NoFeatures, Segment  # NoFeatures: still importable from here
 from pipeline.extract_pool import run_pool, usable_cores
@@ -52,7 +55,6 @@ log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mpg", ".mpeg", ".avi", ".mkv", ".webm", ".flv")
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".m4a", ".ogg")
 FAILURES_FILE = "failures.json"
-Progress = Callable[..., None]
 
 
 class ClipFailed(ExtractionError):
@@ -93,8 +95,12 @@ class ExtractReport:
 
 
 # ------------------------------------------------------------------ discovery
-def discover_clips(folder: str | Path, skip: tuple[Path, ...] = ()) -> list[Path]:
-    """Media files under `folder` (recursive, sorted), skipping hidden folders and the paths in `skip`."""
+def discover_clips(folder: str | Path, skip: tuple[Path, ...] = (), rejected: list[tuple[Path, str]] | None = None) -> list[Path]:
+    """Media files under `folder` (recursive, sorted), skipping hidden folders and the paths in `skip`.
+
+    Only regular files (or links to them) are clips: a named pipe, socket, device or broken link named like a
+    clip is left out, since reading it would block or fail; it goes to `rejected` as (path, reason) when a
+    list is given, else a warning says so."""
     folder = Path(folder)
     skip = tuple(p.resolve() for p in skip)
     found = []
@@ -103,8 +109,26 @@ def discover_clips(folder: str | Path, skip: tuple[Path, ...] = ()) -> list[Path
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (root_path / d).resolve() not in skip)
         for name in files:
             if not name.startswith(".") and Path(name).suffix.lower() in VIDEO_SUFFIXES + AUDIO_SUFFIXES:
-                found.append(root_path / name)
+                path = root_path / name
+                why = _not_a_clip(path)
+                if why is None:
+                    found.append(path)
+                elif rejected is not None:
+                    rejected.append((path, why))
+                else:
+                    log.warning("Skipping %s: %s", path, why)
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def _not_a_clip(path: Path) -> str | None:
+    """Why a file named like a clip is not one (None when it is a regular file)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return f"a symbolic link to {os.readlink(path)}, which does not exist" if path.is_symlink() else "disappeared"
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    return None if stat.S_ISREG(mode) else f"{file_kind(mode)}, not a regular file; only regular files are clips"
 
 
 def video_ids(folder: str | Path, clips: list[Path]) -> dict[Path, str]:
@@ -189,7 +213,7 @@ def extract_folder(
     Returns an ExtractReport; failures.json is written beside `out` in every run (an empty list when all
     clips worked). Raises UserError for bad arguments or a malformed labels.csv, ClipFailed with
     strict=True at the first failing clip, ExtractionError when no clip could be used.
-    progress(done, total, **postfix) is called after each clip.
+    progress(done, total, **figures) (data.progress.Progress) is called after each clip.
     ray: None runs the clips in this machine's worker processes (`workers` of them); "local" starts a Ray
     instance here, "auto" or "HOST:PORT" joins a Ray cluster, and each clip is one Ray task (pipeline.extract_ray;
     `workers` then caps the clips in flight). The clips and `cache_dir` must then be on a path every node
@@ -199,23 +223,39 @@ def extract_folder(
     folder, out = Path(folder), Path(out)
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder; pass the folder that holds the clips")
-    if not 0 <= test_ratio < 1:
-        raise UserError(f"test_ratio {test_ratio}: must be in [0, 1)")
-    if fps <= 0:
-        raise UserError(f"fps {fps}: must be > 0")
+    RATIO.check(test_ratio, "--test-ratio")
+    FPS.check(fps, "--fps")
     if Path(out).is_dir():  # refuse before hours of extraction, not at the final write
         raise UserError(f"{out}: is a folder; pass the dataset file to write, e.g. {Path(out) / 'dataset.pkl'}")
-    if workers is not None and int(workers) < 1:
-        raise UserError(f"workers {workers}: must be >= 1")
+    if workers is not None:
+        COUNT.check(workers, "--workers")
     if ship_clips and ray is None:
         raise UserError("--ray-ship-clips sends clips to Ray workers; add --ray [ADDRESS], or drop it")
     user_cache_dir = cache_dir
     cache_dir = Path(cache_dir) if cache_dir is not None else out.resolve().parent / ".cache" / "extract"
     failures_path = out.with_name(FAILURES_FILE)
+    # every output location, before any clip is decoded: the dataset, failures.json beside it, the cache
+    check_writable(out, "-o")
+    check_writable(failures_path, "-o's failures.json")
+    check_writable_folder(cache_dir, "--cache-dir")
 
-    clips = discover_clips(folder, skip=(cache_dir,))
-    if not clips:
+    rejected: list[tuple[Path, str]] = []
+    clips = discover_clips(folder, skip=(cache_dir,), rejected=rejected)
+    if not clips and not rejected:
         raise UserError(f"{folder}: no clips found (looked for {' '.join(VIDEO_SUFFIXES + AUDIO_SUFFIXES)})")
+    inputs = [*clips, *(p for p, _ in rejected), *_files_beside(clips), folder / LABELS_FILE,
+              *(Path(v) for v in options.values() if v is not None)]
+    refuse_overwrite(out, inputs, "-o")
+    refuse_overwrite(failures_path, inputs, "-o's failures.json")
+    if rejected:
+        refused = [{"clip": p.relative_to(folder).as_posix(), "reason": why} for p, why in rejected]
+        for f in refused:
+            log.warning("Skipping %s due to %s", f["clip"], f["reason"])
+        if strict or not clips:
+            _write_failures(failures_path, refused)
+            if strict:
+                raise ClipFailed(refused[0]["clip"], refused[0]["reason"])
+            raise ExtractionError(f"{folder}: none of the {len(rejected)} clips could be used; see {failures_path}")
     ids = video_ids(folder, clips)
     spellings = {**{c.relative_to(folder).as_posix(): v for c, v in ids.items()}, **{v: v for v in ids.values()}}
     labels = read_labels(folder, spellings)
@@ -239,7 +279,8 @@ def extract_folder(
     settings = {"choices": choices, "specs": specs, "resources": resource_fingerprint(specs), "fps": float(fps),
                 "asr": transcribers.spec_of(transcriber), "cache_dir": str(cache_dir), "factories": factories}
     jobs = [(str(c), c.suffix.lower() in AUDIO_SUFFIXES) for c in clips]
-    report = ExtractReport(out=None, failures_path=failures_path, clips=len(clips), asr=transcriber.label)
+    report = ExtractReport(out=None, failures_path=failures_path, clips=len(clips) + len(rejected), asr=transcriber.label)
+    report.failures += [{"clip": p.relative_to(folder).as_posix(), "reason": why} for p, why in rejected]
     results: dict[str, dict] = {}
     stage = {s: 0.0 for s in STAGES}
     names = [c.relative_to(folder).as_posix() for c in clips]
@@ -266,7 +307,7 @@ def extract_folder(
             log.warning("Skipping %s due to %s", name, reason)
             report.failures.append({"clip": name, "reason": reason})
         if progress is not None:
-            progress(len(results) + len(report.failures), len(clips), failed=len(report.failures), cached=report.cached)
+            progress(len(results) + len(report.failures), report.clips, failed=len(report.failures), cached=report.cached)
         return not (strict and report.failures)
 
     with contextlib.ExitStack() as stack:
@@ -275,7 +316,7 @@ def extract_folder(
 
             cluster = stack.enter_context(ray_cluster(ray, num_cpus=workers))
         if progress is not None:  # show the bar (and its clip count) while the workers start
-            progress(0, len(clips), failed=0, cached=0)
+            progress(len(rejected), report.clips, failed=len(rejected), cached=0)
         if ray is None:
             run_pool(jobs, settings, usable_cores() if workers is None else int(workers), on_result)
         else:
@@ -290,7 +331,7 @@ def extract_folder(
         first = report.failures[0]
         raise ClipFailed(first["clip"], first["reason"])
     if not results:
-        raise ExtractionError(f"{folder}: none of the {len(clips)} clips could be used; see {failures_path}")
+        raise ExtractionError(f"{folder}: none of the {report.clips} clips could be used; see {failures_path}")
 
     vids = [ids[c] for c in clips if ids[c] in results]
     ds = _assemble(vids, results, {**specs, "asr": settings["asr"]}, folder, clips, ids, labels, test_ratio, seed, fps, all_test)
@@ -305,6 +346,17 @@ def extract_folder(
     report.wall_seconds = time.perf_counter() - t0
     log.debug("wrote %s: %d videos, %d utterances (%d cached, %d computed, %d failed)", out, len(vids), report.utterances, report.cached, report.computed, len(report.failures))
     return report
+
+
+def _files_beside(clips: list[Path]) -> list[Path]:
+    """Every transcript candidate beside the clips that exists (inputs an output must not replace)."""
+    from extractors.transcripts import TRANSCRIPT_SUFFIXES
+
+    out = []
+    for c in clips:
+        for suffix in TRANSCRIPT_SUFFIXES:
+            out += [p for p in (c.with_suffix(suffix), c.with_suffix(suffix.upper())) if os.path.lexists(p)]
+    return out
 
 
 def _segments(result: dict) -> list[Segment]:

@@ -15,11 +15,13 @@ import json
 import logging
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterator
 
 from pipeline.extract_step import THREAD_ENV, init_worker, process_clip
+from pipeline.lifeline import PARENT_ENV, die_with_parent
 
 log = logging.getLogger(__name__)
 OnResult = Callable[[int, dict], bool]
@@ -60,11 +62,11 @@ def run_pool(jobs: list[tuple[str, bool]], settings: dict, workers: int, on_resu
         isolate = attempt == 2
         done: set[int] = set()
         for group in ([[i] for i in pending] if isolate else [pending]):
-            pool = ProcessPoolExecutor(min(workers, len(group)), mp_context=ctx, initializer=init_worker,
-                                       initargs=(settings, True, logging.getLogger().getEffectiveLevel()))
-            with _thread_env(getattr(ctx, "preload_env", None)):  # workers start on the first submissions
-                futures = {pool.submit(process_clip, *jobs[i]): i for i in group}
+            pool = ProcessPoolExecutor(min(workers, len(group)), mp_context=ctx, initializer=_init_pool_worker,
+                                       initargs=(settings, logging.getLogger().getEffectiveLevel()))
             try:
+                with _thread_env(getattr(ctx, "preload_env", None)):  # workers start on the first submissions
+                    futures = {pool.submit(process_clip, *jobs[i]): i for i in group}
                 for fut in as_completed(futures):
                     i = futures[fut]
                     try:
@@ -74,6 +76,9 @@ def run_pool(jobs: list[tuple[str, bool]], settings: dict, workers: int, on_resu
                     done.add(i)
                     if not on_result(i, outcome):
                         return
+            except BaseException:  # Ctrl-C, SIGTERM (cli.py), an error: the workers stop now, not after their clip
+                _terminate(pool)
+                raise
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
         pending = [i for i in pending if i not in done]
@@ -84,6 +89,22 @@ def run_pool(jobs: list[tuple[str, bool]], settings: dict, workers: int, on_resu
     for i in pending:
         if not on_result(i, {"status": "failed", "reason": f"{jobs[i][0]}: {DIED}"}):
             return
+
+
+def _init_pool_worker(settings: dict, log_level: int) -> None:
+    """A pool worker's start: die with the fork server that forked it (pipeline.lifeline), then init_worker."""
+    server = getattr(sys.modules.get("pipeline._preload"), "SERVER_PID", None)
+    die_with_parent(server if server is not None and server != os.getpid() else os.getppid())
+    init_worker(settings, True, log_level)
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """End a pool's worker processes at once (SIGTERM; they hold nothing that needs a clean exit)."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        try:
+            proc.terminate()
+        except (OSError, ValueError, AttributeError):  # already gone
+            pass
 
 
 def _worker_context(settings: dict) -> multiprocessing.context.BaseContext:
@@ -98,7 +119,8 @@ def _worker_context(settings: dict) -> multiprocessing.context.BaseContext:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["pipeline._preload"])
     # read by the server when it starts (first pool of this process); later pools reuse the warm server
-    ctx.preload_env = {ENV: json.dumps({"text": settings["choices"]["text"]}, default=str)}  # type: ignore[attr-defined]
+    ctx.preload_env = {ENV: json.dumps({"text": settings["choices"]["text"]}, default=str),  # type: ignore[attr-defined]
+                       PARENT_ENV: str(os.getpid())}
     return ctx
 
 

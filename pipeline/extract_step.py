@@ -29,7 +29,7 @@ import numpy as np
 
 from data.dataset import MODALITIES, PRESENT
 from data.errors import ExtractionError, UserError
-from data.fileio import atomic_write_bytes
+from data.fileio import atomic_write_bytes, input_file
 from extractors.base import NoFeatures, Segment
 
 log = logging.getLogger(__name__)
@@ -136,11 +136,19 @@ def clip_key(clip: str, audio_only: bool, settings: dict) -> tuple[str, str, Pat
     from extractors.transcripts import find_transcript
 
     transcript = find_transcript(clip)
+    # only regular files are read: a FIFO named like a clip would block this worker forever
+    for path, what in ((clip, "clip"), (transcript, "transcript")):
+        if path is not None:
+            input_file(path, what, error=ExtractionError)
     try:
         digest = file_digest(clip)
         tr_digest = file_digest(transcript) if transcript else None
+    except PermissionError as e:
+        raise ExtractionError(f"{e.filename or clip}: cannot read (Permission denied); check its permissions") from e
+    except FileNotFoundError as e:
+        raise ExtractionError(f"{e.filename or clip}: disappeared while the extraction ran; put it back or rerun") from e
     except OSError as e:
-        raise ExtractionError(f"{clip}: cannot read ({e.strerror or e}); check its permissions") from e
+        raise ExtractionError(f"{e.filename or clip}: cannot read ({e.strerror or e})") from e
     return digest, cache_key(digest, tr_digest, settings, audio_only), transcript
 
 

@@ -32,13 +32,15 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from data.dataset import LABEL_COLUMNS, PRESENT, empty_dataset, save_dataset
 from data.errors import UserError
-from data.fileio import atomic_write_bytes, check_writable
+from data.fileio import atomic_write_bytes, check_writable, refuse_overwrite
+from data.options import RATIO
+from data.progress import Progress
 from pipeline.labels import SPLITS, split_videos
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,6 @@ REQUIRED = ("video", "speaker", "text")
 DEFAULT_SPEAKER = "A"
 CHUNK = 256  # utterances per feature-cache entry
 DEFAULT_CACHE = Path.home() / ".cache" / "multilogue" / "text-features"
-Progress = Callable[..., None]
 
 
 @dataclass
@@ -248,13 +249,11 @@ def import_text(path: str | Path, out: str | Path, *, text: str = "glove", text_
     from extractors import build_extractor
 
     path, out = Path(path), Path(out)
-    if out.resolve() == path.resolve():
-        raise UserError(f"-o {out} is the input CSV; write the dataset to a new file")
     if out.is_dir():
         raise UserError(f"-o {out}: is a folder; pass the dataset file to write, e.g. {out / 'dataset.pkl'}")
     check_writable(out, "-o")
-    if not 0 <= test_ratio < 1:
-        raise UserError(f"--test-ratio {test_ratio}: must be in [0, 1)")
+    refuse_overwrite(out, [path], "-o")
+    RATIO.check(test_ratio, "--test-ratio")
     corpus = read_text_csv(path)  # every row is checked before any work
     extractor = build_extractor("text", text, **(text_params or {}))
     ds = text_dataset(corpus, extractor, test_ratio=test_ratio, seed=seed, cache_dir=cache_dir, progress=progress)

@@ -40,31 +40,29 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
 from data.dataset import EMOTIONS, MODALITIES
-from extractors import NONE
 from data.errors import CheckpointError, ExtractionError, UserError
+from data.progress import Progress
+from extractors import NONE
+from model.checkpoint import (  # noqa: F401  (the checkpoint resolver, importable from here as before)
+    CHECKPOINT_NAME, DEFAULT_RUN, SHIPPED, TRAIN_HINT, check_dims, checkpoint_files, default_checkpoint, shipped_model,
+)
 
 if TYPE_CHECKING:
     from model.network import MultilogueNet
 
 log = logging.getLogger(__name__)
 
-SHIPPED = Path("model") / "pretrained"
-DEFAULT_RUN = Path("runs") / "demo"
-CHECKPOINT_NAME = "checkpoint.pt"  # model.checkpoint's name; repeated so a bad path fails before torch loads
 # Feature specs written by importers: the features exist only in the imported files, not as an extractor.
 IMPORTED_SPECS = {
     "csd": "CMU-MultimodalSDK .csd sequences (`cli.py import csd`)",
     "seed": "the seed's feature pickle (`cli.py import seed`)",
     "synthetic": "synthetic test data",
 }
-TRAIN_HINT = ("run `make demo` (it trains into runs/demo), or train your own with `python cli.py extract VIDEOS/ -o data.pkl` "
-              "then `python cli.py train --task regression --data data.pkl --out runs/demo`, or pass --checkpoint DIR_OR_FILE")
-Progress = Callable[..., None]
 
 
 # ------------------------------------------------------------------ checkpoints
@@ -82,41 +80,6 @@ class LoadedModel:
     @property
     def name(self) -> str:
         return self.emotion or self.task
-
-
-def shipped_model() -> Path | None:
-    """The model that ships with the code (model/pretrained: trained on real corpora, see its MODEL_CARD.md),
-    or None when it is not there."""
-    folder = Path(__file__).resolve().parents[1] / SHIPPED
-    return folder if folder.is_dir() and any(folder.rglob(CHECKPOINT_NAME)) else None
-
-
-def default_checkpoint() -> Path:
-    """The shipped model, else runs/demo (in the working folder or the repository); CheckpointError saying how to
-    get one."""
-    shipped = shipped_model()
-    if shipped is not None:
-        return shipped
-    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
-        if (base / DEFAULT_RUN).is_dir() and any((base / DEFAULT_RUN).rglob(CHECKPOINT_NAME)):
-            return base / DEFAULT_RUN
-    raise CheckpointError(f"no --checkpoint given, no shipped model in {SHIPPED}/ and no trained model in {DEFAULT_RUN}/; {TRAIN_HINT}")
-
-
-def checkpoint_files(path: str | Path) -> list[Path]:
-    """The checkpoint file itself, or the models in a folder (sorted): its own checkpoint.pt when it has one
-    (a run, or an ensemble whose members lie below it), else every checkpoint.pt below it that is not inside
-    another model's folder. CheckpointError when there is none."""
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    if not path.exists():
-        raise CheckpointError(f"--checkpoint {path}: no such file or folder; {TRAIN_HINT}")
-    found = sorted(path.rglob(CHECKPOINT_NAME))
-    if not found:
-        raise CheckpointError(f"--checkpoint {path}: no {CHECKPOINT_NAME} in this folder or below; {TRAIN_HINT}")
-    models = {f.parent for f in found}
-    return [f for f in found if not any(d in models for d in f.parent.parents)]
 
 
 def check_spec(ckpt: dict) -> dict[str, dict]:
@@ -137,8 +100,8 @@ def check_spec(ckpt: dict) -> dict[str, dict]:
         if s["name"] in IMPORTED_SPECS:
             raise CheckpointError(f"{where}: its {m} features came from {IMPORTED_SPECS[s['name']]}, which cannot be computed "
                                   "from a clip; to predict on clips, train on a dataset made by `cli.py extract`")
-        if int(s.get("dim", cfg[f"d_{m}"])) != int(cfg[f"d_{m}"]):
-            raise CheckpointError(f"{where}: {m} feature spec says {s['dim']}-d but the model takes {cfg[f'd_{m}']}-d; the checkpoint is inconsistent, retrain it")
+        check_dims(cfg, {m: s.get("dim", cfg[f"d_{m}"])}, f"{where}: its {m} feature spec and its model disagree",
+                   "the checkpoint is inconsistent, retrain it", "model vs spec")
         out[m] = {"name": str(s["name"]), "params": dict(s.get("params") or {}), "dim": int(cfg[f"d_{m}"])}
     return out
 
@@ -149,7 +112,7 @@ def load_models(checkpoint: str | Path | None = None) -> list[LoadedModel]:
     Raises CheckpointError for a missing or unreadable checkpoint, a spec that cannot be reproduced, or two
     checkpoints of the same task (or emotion) in the folder.
     """
-    files = checkpoint_files(default_checkpoint() if checkpoint is None else checkpoint)  # fails before torch loads
+    files = checkpoint_files(checkpoint)  # fails before torch loads
     from model.checkpoint import load_model
 
     models: list[LoadedModel] = []
@@ -191,9 +154,7 @@ def build_spec_extractors(spec: dict[str, dict], source: Any, runtime: dict[str,
         except (TypeError, ValueError, ImportError) as e:
             raise CheckpointError(f"{source}: cannot rebuild its {m} extractor {s['name']!r} with params "
                                   f"{json.dumps(s['params'], sort_keys=True)}: {_one_line(e)}") from e
-        if int(ex.dim) != s["dim"]:  # build_from_spec checks too; this covers specs without a dim
-            raise CheckpointError(f"{source}: {m} extractor {s['name']!r} gives {ex.dim}-d features, the model takes {s['dim']}-d")
-        out[m] = ex
+        out[m] = ex  # build_from_spec compared its width with the spec's (check_spec gives every spec its dim)
     return out
 
 
@@ -279,7 +240,7 @@ class Predictor:
         self.timings: dict[str, float] = {}
         t = time.perf_counter()
         checkpoint = default_checkpoint() if checkpoint is None else checkpoint
-        checkpoint_files(checkpoint)  # a wrong path fails here, before torch loads
+        checkpoint_files(checkpoint)  # a wrong path fails here, before the models load
         with one_torch_thread():
             self.models = load_models(checkpoint)
         self.timings["model load"] = time.perf_counter() - t

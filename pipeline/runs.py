@@ -27,17 +27,19 @@ import itertools
 import json
 import logging
 import math
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from data.dataset import EMOTIONS, load_dataset
 from data.errors import CheckpointError, UserError
-from data.fileio import atomic_write_bytes
+from data.fileio import atomic_write_bytes, atomic_write_json, check_writable_folder, refuse_overwrite
+from data.options import COUNT, NON_NEGATIVE, POSITIVE, RATIO, WIDTH, Number
+from data.progress import Progress
 from model.config import TrainConfig
 
 log = logging.getLogger(__name__)
-Progress = Callable[..., None]
 
 
 @dataclass
@@ -50,6 +52,7 @@ class RunSpec:
     model_overrides: dict = field(default_factory=dict)
     group: str = ""  # with --grid: the name the selected candidate is reported under ("regression", "fear")
     grid: str = ""  # with --grid: this candidate's settings, "lr=1e-3,dropout=0.5"
+    source: str = "dataset"  # how messages name the data (its file, when it came from one)
 
 
 @dataclass
@@ -62,19 +65,22 @@ class EnsembleSpec:
     grid: str = ""
 
 
-# --grid KEY=V1,V2: the settings a grid may vary -> (TrainConfig field, or "model:<ModelConfig field>"; type; check)
-GRID_KEYS: dict[str, tuple[str, type, Callable[[Any], bool], str]] = {
-    "lr": ("lr", float, lambda v: v > 0, "> 0"),
-    "l2": ("l2", float, lambda v: v >= 0, ">= 0"),
-    "batch-size": ("batch_size", int, lambda v: v >= 1, ">= 1"),
-    "epochs": ("epochs", int, lambda v: v >= 1, ">= 1"),
-    "patience": ("patience", int, lambda v: v >= 1, ">= 1"),
-    "modality-dropout": ("modality_dropout", float, lambda v: 0 <= v < 1, "in [0, 1)"),
-    "class-weights": ("class_weights", str, lambda v: v in ("inverse", "sqrt", "none"), "inverse, sqrt or none"),
-    "dropout": ("model:dropout", float, lambda v: 0 <= v < 1, "in [0, 1)"),
-    "rec-dropout": ("model:recurrent_dropout", float, lambda v: 0 <= v < 1, "in [0, 1)"),
-    "hidden-size": ("model:hidden_size", int, lambda v: v >= 1, ">= 1"),
+# --grid KEY=V1,V2: the settings a grid may vary -> (TrainConfig field, or "model:<ModelConfig field>"; the values it
+# takes: the option's own Number type, or the choices of a word)
+GRID_KEYS: dict[str, tuple[str, Number | tuple[str, ...]]] = {
+    "lr": ("lr", POSITIVE),
+    "l2": ("l2", NON_NEGATIVE),
+    "batch-size": ("batch_size", COUNT),
+    "epochs": ("epochs", COUNT),
+    "patience": ("patience", COUNT),
+    "modality-dropout": ("modality_dropout", RATIO),
+    "class-weights": ("class_weights", ("inverse", "sqrt", "none")),
+    "dropout": ("model:dropout", RATIO),
+    "rec-dropout": ("model:recurrent_dropout", RATIO),
+    "hidden-size": ("model:hidden_size", WIDTH),
 }
+RUN_FILES = ("checkpoint.pt", "last.pt", "config.json", "metrics.json")  # a folder holding any of them holds a run
+WRITTEN = (*RUN_FILES, "curves.png", "summary.json", "summary.md", "selection.json")  # what a command writes in a run folder
 
 
 def hidden_size_overrides(n: int) -> dict[str, int]:
@@ -93,19 +99,18 @@ def parse_grid(items: list[str]) -> dict[str, list[tuple[str, Any]]]:
             raise UserError(f"--grid {item}: expected KEY=V1,V2,... with KEY one of {', '.join(GRID_KEYS)}")
         if key in grid:
             raise UserError(f"--grid {item}: {key} is given twice; list all its values in one item")
-        _, kind, ok, expect = GRID_KEYS[key]
+        _, kind = GRID_KEYS[key]
         spelled = [v.strip() for v in values.split(",") if v.strip()]
         if not spelled or len(set(spelled)) != len(spelled):
             raise UserError(f"--grid {item}: give distinct values, comma-separated, e.g. {key}=V1,V2")
         parsed = []
         for v in spelled:
-            try:
-                value = kind(v)
-            except ValueError:
-                value = None
-            if value is None or not ok(value):
-                raise UserError(f"--grid {item}: {v!r} is not a valid {key} ({kind.__name__} {expect})")
-            parsed.append((v, value))
+            if isinstance(kind, Number):
+                parsed.append((v, kind.parse(v, f"--grid {item}")))
+            elif v in kind:
+                parsed.append((v, v))
+            else:
+                raise UserError(f"--grid {item}: {v!r} is not a valid {key} (one of {', '.join(kind)})")
         grid[key] = parsed
     return grid
 
@@ -179,22 +184,29 @@ def top_level(runs: list[RunSpec], ensembles: list[EnsembleSpec]) -> list[tuple[
 def run_local(data: Any, spec: RunSpec, progress: Progress | None, resume: bool) -> dict:
     from pipeline.train import run_training
 
-    return run_training(data, spec.out, spec.tcfg, spec.model_overrides, progress=progress, resume=resume)
+    return run_training(data, spec.out, spec.tcfg, spec.model_overrides, progress=progress, resume=resume, source=spec.source)
 
 
 def run_plan(data: str | Path | dict, runs: list[RunSpec], ensembles: list[EnsembleSpec], *, resume: bool = False,
-             progress: Progress | None = None, on_done: Callable[[str, dict], None] | None = None,
-             runner: Callable[..., dict] = run_local) -> dict[str, dict]:
+             overwrite: bool = False, progress: Progress | None = None, on_done: Callable[[str, dict], None] | None = None,
+             runner: Callable[..., dict] = run_local, inputs: list[Path] | tuple = ()) -> dict[str, dict]:
     """Train every run, then assemble the ensembles, then select the best of each grid group. Returns {name:
     metrics} for runs, ensembles and grid groups.
 
-    With `resume`, a run with a resume state continues from it (a finished one only re-reads its best
-    checkpoint and rewrites its metrics) and a run not begun starts; with a single run, resume without a
-    resume state is an error (nothing to resume). `runner(ds, spec, progress, resume) -> metrics` trains one
-    run; a runner with a `run_all(ds, [(spec, resume)], progress, on_done) -> {name: metrics}` method is given
-    all the runs at once, to train them concurrently.
+    Before any training, check_plan refuses the whole plan when one run cannot train or one folder cannot be
+    written (so nothing is half-written), and a folder that already holds a run unless `resume` (continue it)
+    or `overwrite` (its run files are removed first). With `resume`, a run with a resume state continues from
+    it (a finished one only re-reads its best checkpoint and rewrites its metrics) and a run not begun starts;
+    with a single run, resume without a resume state is an error (nothing to resume). `runner(ds, spec,
+    progress, resume) -> metrics` trains one run; a runner with a `run_all(ds, [(spec, resume)], progress,
+    on_done) -> {name: metrics}` method is given all the runs at once, to train them concurrently. inputs: the
+    command's data files, which no run file may be.
     """
     ds = data if isinstance(data, dict) else load_dataset(data)
+    source = "dataset" if isinstance(data, dict) else str(data)
+    for spec in runs:
+        spec.source = source
+    check_plan(ds, runs, ensembles, resume=resume, overwrite=overwrite, inputs=inputs, source=source)
     results: dict[str, dict] = {}
     jobs = [(spec, resume and (len(runs) == 1 or (spec.out / "last.pt").exists())) for spec in runs]
     if hasattr(runner, "run_all"):
@@ -218,6 +230,45 @@ def run_plan(data: str | Path | dict, runs: list[RunSpec], ensembles: list[Ensem
     return results
 
 
+def check_plan(ds: dict, runs: list[RunSpec], ensembles: list[EnsembleSpec], *, resume: bool = False, overwrite: bool = False,
+               inputs: list[Path] | tuple = (), source: Any = "dataset") -> None:
+    """Refuse a plan before any of it trains: a run the data cannot train (e.g. an emotion without labels), a
+    folder that cannot be written or would write over an input, or a folder already holding a run (neither
+    `resume` nor `overwrite`). With `overwrite`, the run files of every folder of the plan are removed."""
+    from pipeline.train import check_trainable
+
+    for spec in runs:
+        check_trainable(ds, spec.tcfg, source)
+    folders = list(dict.fromkeys([r.out for r in runs] + [e.out for e in ensembles] + [f for _, f in top_level(runs, ensembles)]))
+    for folder in folders:
+        check_writable_folder(folder, "--out")
+        for name in WRITTEN:
+            refuse_overwrite(folder / name, inputs, "--out")
+    if resume:
+        return
+    held = [f for f in folders if any((f / name).exists() for name in RUN_FILES)]
+    if held and not overwrite:
+        more = f" (and {len(held) - 1} more run folder(s) of this command)" if len(held) > 1 else ""
+        raise UserError(f"--out {held[0]} already holds a run ({describe_run(held[0])}){more}; add --resume to continue it, "
+                        "--overwrite to replace it, or choose another --out")
+    for folder in held:
+        log.info("--overwrite: removing the run in %s (%s)", folder, describe_run(folder))
+        for name in WRITTEN:
+            (folder / name).unlink(missing_ok=True)
+        shutil.rmtree(folder / "tensorboard", ignore_errors=True)
+
+
+def describe_run(folder: Path) -> str:
+    """What a run folder holds, for messages: e.g. "emotion/fear, finished" or "regression, interrupted"."""
+    try:
+        train = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("train", {})
+        what = str(train.get("task", "unknown task")) + (f"/{train['emotion']}" if train.get("emotion") else "")
+    except (OSError, ValueError, AttributeError):
+        what = "no readable config.json"
+    state = "finished" if (folder / "metrics.json").is_file() else "interrupted; last.pt can resume it" if (folder / "last.pt").is_file() else "not finished"
+    return f"{what}, {state}"
+
+
 def _score(metrics: dict, criterion: str) -> float:
     """Validation score to minimise: the loss, or the task's headline metric (negated when higher is better)."""
     from model.tasks import get_task
@@ -225,10 +276,15 @@ def _score(metrics: dict, criterion: str) -> float:
     valid = metrics.get("valid", {})
     if criterion == "metric":
         name, higher = get_task(metrics["task"]).primary
-        value = float(valid.get(name, math.nan))
-        return math.inf if math.isnan(value) else (-value if higher else value)
-    value = float(valid.get("loss", math.nan))
-    return math.inf if math.isnan(value) else value
+        value = valid.get(name)
+        return math.inf if not _finite(value) else (-value if higher else value)
+    value = valid.get("loss")
+    return float(value) if _finite(value) else math.inf
+
+
+def _finite(value: Any) -> bool:
+    """A number that is not NaN or infinite (metrics.json holds null where a figure was NaN)."""
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def select_best(folder: Path, candidates: list[tuple[str, Path, dict]], criterion: str = "loss") -> dict:
@@ -242,7 +298,7 @@ def select_best(folder: Path, candidates: list[tuple[str, Path, dict]], criterio
         if (where / name).is_file():
             atomic_write_bytes(folder / name, (where / name).read_bytes())
     selected = {**metrics, "selected": label}
-    atomic_write_bytes(folder / "metrics.json", (json.dumps(selected, indent=2, default=float) + "\n").encode())
+    atomic_write_json(folder / "metrics.json", selected)
     if criterion == "metric":
         from model.tasks import get_task
 
@@ -252,7 +308,7 @@ def select_best(folder: Path, candidates: list[tuple[str, Path, dict]], criterio
         what = "validation loss (lower is better)"
     summary = {"selected": label, "criterion": what,
                "candidates": {lb: {"folder": w.name, "valid": m.get("valid", {})} for lb, w, m in candidates}}
-    atomic_write_bytes(folder / "selection.json", (json.dumps(summary, indent=2, default=float) + "\n").encode())
+    atomic_write_json(folder / "selection.json", summary)
     log.info("%s: selected %s on %s", folder, label, what)
     return selected
 

@@ -23,10 +23,11 @@ from typing import Any, Callable
 
 from data.errors import UserError
 from data.fileio import atomic_write_bytes
+from data.options import GPUS
+from data.progress import Progress
 from pipeline.cluster import LOCAL, ray_cluster, task_failure, user_error_of
 
 log = logging.getLogger(__name__)
-Progress = Callable[..., None]
 LAST_FILE = "metrics.json"  # written last: run_plan and resume read a run as finished once it is there
 
 
@@ -38,8 +39,8 @@ class RayRunner:
     """
 
     def __init__(self, address: str | None = LOCAL, gpus_per_run: float | None = None, workers: int | None = None) -> None:
-        if gpus_per_run is not None and gpus_per_run < 0:
-            raise UserError(f"--gpus-per-run {gpus_per_run}: must be >= 0")
+        if gpus_per_run is not None:
+            GPUS.check(gpus_per_run, "--gpus-per-run")
         self.address, self.gpus_per_run, self.workers = address or LOCAL, gpus_per_run, workers
 
     def __call__(self, ds: dict, spec: Any, progress: Progress | None, resume: bool) -> dict:
@@ -67,7 +68,7 @@ class RayRunner:
                 pending[task.remote(ds_ref, spec, resume, files)] = spec
             results: dict[str, dict] = {}
             if progress is not None:
-                progress(0, len(jobs), _new=True, _desc=f"runs on Ray ({len(jobs)})")
+                progress(0, len(jobs), stage=f"runs on Ray ({len(jobs)})")
             try:
                 while pending:
                     (ref,), _ = ray.wait(list(pending), num_returns=1)
@@ -85,7 +86,7 @@ class RayRunner:
                     if on_done is not None:
                         on_done(spec.name, metrics)
                     if progress is not None:
-                        progress(len(results), len(jobs), _desc=f"runs on Ray ({len(jobs)})")
+                        progress(len(results), len(jobs), stage=f"runs on Ray ({len(jobs)})")
             finally:
                 for ref in pending:
                     ray.cancel(ref, force=True)
@@ -118,7 +119,7 @@ def _train_task(ds: dict, spec: Any, resume: bool, files: dict[str, bytes]) -> t
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             (out / rel).write_bytes(data)
         try:
-            metrics = run_training(ds, out, spec.tcfg, spec.model_overrides, resume=resume)
+            metrics = run_training(ds, out, spec.tcfg, spec.model_overrides, resume=resume, source=spec.source)
         except UserError as e:
             raise type(e)(str(e).replace(str(out), str(spec.out))) from None
         return metrics, _read_folder(out)

@@ -7,27 +7,31 @@ metrics.json, curves.png and TensorBoard scalars in tensorboard/.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from data.dataset import EMOTIONS, MODALITIES, feature_dims, load_dataset, presence, split_counts
 from data.errors import CheckpointError, DatasetError, UserError
-from data.fileio import atomic_path, atomic_write_bytes
+from data.fileio import atomic_path, atomic_write_bytes, atomic_write_json
+from data.options import COUNT, NON_NEGATIVE, POSITIVE, RATIO
+from data.progress import Progress
 from data.torchdata import Batch, DialogueDataset, collate, drop_modalities
-from model.checkpoint import check_features, load_model, make_checkpoint, save_checkpoint
+from model.checkpoint import check_dims, load_model, load_state, make_checkpoint, save_checkpoint
 from model.config import ModelConfig, TrainConfig
 from model.network import MultilogueNet
 from model.tasks import get_task
 
 log = logging.getLogger(__name__)
-Progress = Callable[..., None]
 RESUME_NAME = "last.pt"
+
+
+class TrainingDiverged(UserError):
+    """The loss or the weights stopped being finite: the run stops, keeping its last good checkpoint.pt and last.pt."""
 
 
 def pick_device(name: str) -> torch.device:
@@ -135,12 +139,8 @@ def evaluate(model: MultilogueNet, dataset: DialogueDataset, task: str, device: 
     return {"loss": total / count if count else float("nan"), "metrics": metrics, "n": count}
 
 
-def _labelled(dataset: DialogueDataset) -> int:
-    return int(sum((~torch.isnan(item.targets)).sum() for item in dataset.items))
-
-
 def _save_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=float) + "\n").encode())
+    atomic_write_json(path, obj)  # NaN (e.g. a Pearson r of constant predictions) is written as null
 
 
 def _plot_curves(history: list[dict], task: str, path: Path) -> None:
@@ -170,17 +170,16 @@ def _plot_curves(history: list[dict], task: str, path: Path) -> None:
 
 def _read_resume_state(path: Path, tcfg: TrainConfig, dims: dict[str, int], source: Any) -> dict:
     """last.pt of an interrupted run, checked against this command: same task, emotion and feature dims."""
+    state = load_state(path, "resume state (last.pt of `cli.py train`)", "train again with --overwrite to start the run afresh")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
         saved, mcfg = state["train_config"], state["model_config"]
-    except Exception as e:  # torch.load of a torn or foreign file fails in many ways
-        raise CheckpointError(f"{path}: not a readable resume state ({type(e).__name__}); start the run again without --resume") from e
+        ModelConfig.from_dict(mcfg)
+    except Exception as e:  # a dict of other keys, or a config of another version
+        raise CheckpointError(f"{path}: not a resume state of this version ({type(e).__name__}: {e}); train again with --overwrite") from e
     if (saved["task"], saved.get("emotion")) != (tcfg.task, tcfg.emotion):
         was = saved["task"] + (f"/{saved['emotion']}" if saved.get("emotion") else "")
         raise CheckpointError(f"{path}: this run trained {was}; resume it with the same --task/--emotion, or use another --out")
-    diffs = [f"{m} {mcfg[f'd_{m}']} vs {dims[m]}" for m in ("text", "audio", "visual") if mcfg[f"d_{m}"] != dims[m]]
-    if diffs:
-        raise CheckpointError(f"{path}: the run was trained on other features than {source} ({'; '.join(diffs)}); resume with the same --data")
+    check_dims(mcfg, dims, f"{path}: the run was trained on other features than {source}", "resume with the same --data")
     return state
 
 
@@ -195,6 +194,27 @@ def prepare(ds: dict, task: str, emotion: str | None, source: Any) -> None:
         raise DatasetError(f"--emotion {emotion}: unknown emotion; choose one of {', '.join(EMOTIONS)}, or all")
 
 
+def check_settings(tcfg: TrainConfig) -> None:
+    """Refuse settings no training can use (what the CLI's option types refuse, for callers of the library)."""
+    for value, option, kind in ((tcfg.epochs, "--epochs", COUNT), (tcfg.batch_size, "--batch-size", COUNT), (tcfg.patience, "--patience", COUNT),
+                                (tcfg.lr, "--lr", POSITIVE), (tcfg.l2, "--l2", NON_NEGATIVE), (tcfg.valid_ratio, "--valid-ratio", RATIO),
+                                (tcfg.modality_dropout, "--modality-dropout", RATIO)):
+        kind.check(value, option)
+
+
+def check_trainable(ds: dict, tcfg: TrainConfig, source: Any) -> tuple[list[str], list[str]]:
+    """Refuse, before any training, a run this data cannot train: settings, empty splits, an unknown emotion, no
+    labelled training utterance for the task. Returns the (train, valid) video ids."""
+    check_settings(tcfg)
+    prepare(ds, tcfg.task, tcfg.emotion, source)
+    train_ids, valid_ids = split_validation(ds["train"], tcfg.valid_ratio, tcfg.seed if tcfg.split_seed is None else tcfg.split_seed)
+    spec = get_task(tcfg.task)
+    if not any((~np.isnan(spec.targets(ds["labels"][v], tcfg.emotion))).any() for v in train_ids):
+        col = tcfg.emotion or "sentiment"
+        raise DatasetError(f"{source}: no training utterance has a '{col}' label; label the data or pick another --task/--emotion")
+    return train_ids, valid_ids
+
+
 def run_training(
     data: dict | str | Path,
     out: str | Path,
@@ -202,19 +222,20 @@ def run_training(
     model_overrides: dict | None = None,
     progress: Progress | None = None,
     resume: bool = False,
+    source: Any = None,
 ) -> dict:
-    """Train one model; return the metrics dict written to out/metrics.json ({"best_epoch", "valid", "test"})."""
+    """Train one model; return the metrics dict written to out/metrics.json ({"best_epoch", "valid", "test"}).
+    source: how messages name the data (default: its path, or "dataset" for a dict).
+
+    Raises UserError subclasses (one line) for data or settings it cannot train on, and TrainingDiverged when the
+    loss or the weights stop being finite (the epochs saved before are kept)."""
     out = Path(out)
-    source = data if not isinstance(data, dict) else "dataset"
+    source = source if source is not None else data if not isinstance(data, dict) else "dataset"
     ds = data if isinstance(data, dict) else load_dataset(data)
     task, emotion = tcfg.task, tcfg.emotion
-    if tcfg.epochs < 1 or tcfg.batch_size < 1 or tcfg.patience < 1:
-        raise UserError(f"epochs ({tcfg.epochs}), batch size ({tcfg.batch_size}) and patience ({tcfg.patience}) must be at least 1")
-    if tcfg.lr <= 0 or tcfg.l2 < 0:
-        raise UserError(f"learning rate ({tcfg.lr}) must be > 0 and L2 ({tcfg.l2}) >= 0")
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: is a file; --out takes a run folder")
-    prepare(ds, task, emotion, source)
+    check_trainable(ds, tcfg, source)
     resume_path = out / RESUME_NAME
     state = None
     if resume:
@@ -231,9 +252,6 @@ def run_training(
     train_set = DialogueDataset(ds, balanced(ds, train_ids) if tcfg.balance_corpora else train_ids, task, emotion)
     valid_set = DialogueDataset(ds, valid_ids, task, emotion)
     test_set = DialogueDataset(ds, ds["test"], task, emotion)
-    if _labelled(train_set) == 0:
-        col = emotion or "sentiment"
-        raise DatasetError(f"{source}: no training utterance has a '{col}' label; label the data or pick another --task/--emotion")
 
     dims = feature_dims(ds)
     if state is not None:
@@ -282,13 +300,18 @@ def run_training(
                 optimizer.zero_grad(set_to_none=True)
                 loss, n = batch_loss(model(*batch.inputs()), batch, task, weights)
                 if n:
+                    _check_finite(float(loss.detach()), "training loss", epoch, out, tcfg, state is not None or epoch > 1)
                     loss.backward()
                     optimizer.step()
                 total, count = total + float(loss.detach()) * n, count + n
                 if progress:
-                    progress(i, n_batches + 1, loss=total / max(count, 1), _new=(i == 1), _desc=f"epoch {epoch}/{tcfg.epochs}")
+                    progress(i, n_batches + 1, stage=f"epoch {epoch}/{tcfg.epochs}", loss=total / max(count, 1))
             train_loss = total / max(count, 1)
+            if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+                _check_finite(math.inf, "model's weights", epoch, out, tcfg, state is not None or epoch > 1)
             val = evaluate(model, valid_set, task, device, weights) if valid_ids else {"loss": train_loss, "metrics": {}}
+            if valid_ids and val["n"]:  # a validation split without a labelled utterance has no loss (NaN), not a diverged one
+                _check_finite(val["loss"], "validation loss", epoch, out, tcfg, state is not None or epoch > 1)
             record = {"epoch": epoch, "train_loss": train_loss, "valid_loss": val["loss"], "valid": val["metrics"]}
             history.append(record)
             writer.add_scalar("loss/train", train_loss, epoch)
@@ -336,6 +359,16 @@ def run_training(
     return metrics
 
 
+def _check_finite(value: float, what: str, epoch: int, out: Path, tcfg: TrainConfig, kept: bool) -> None:
+    """Stop a run whose loss or weights are no longer finite, before anything of this epoch is saved."""
+    if math.isfinite(value):
+        return
+    shown = "are not finite" if what.endswith("weights") else f"is {value}"
+    saved = "its last good checkpoint.pt and last.pt are kept" if kept else "nothing was saved"
+    raise TrainingDiverged(f"{out}: training diverged in epoch {epoch} (the {what} {shown}); {saved}; lower --lr (it is {tcfg.lr:g}) "
+                           "and train again with --overwrite")
+
+
 def format_metrics(metrics: dict[str, float], title: str = "") -> str:
     """A two-column table of metric names and values."""
     lines = [title] if title else []
@@ -345,13 +378,17 @@ def format_metrics(metrics: dict[str, float], title: str = "") -> str:
     return "\n".join(lines)
 
 
+def _cell(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, (int, float)) and math.isfinite(value) else "n/a"
+
+
 def write_summary(results: dict[str, dict], out: str | Path) -> str:
     """Write summary.json and summary.md for several runs (e.g. the six emotions); return the table."""
     out = Path(out)
     names = sorted({k for r in results.values() for k in r["test"] if k != "loss"})
     rows = ["| run | best epoch | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
     for run, r in results.items():
-        rows.append(f"| {run} | {r['best_epoch']} | " + " | ".join(f"{r['test'].get(k, float('nan')):.2f}" for k in names) + " |")
+        rows.append(f"| {run} | {r['best_epoch']} | " + " | ".join(_cell(r["test"].get(k)) for k in names) + " |")
     table = "\n".join(rows)
     _save_json(out / "summary.json", results)
     atomic_write_bytes(out / "summary.md", ("Test metrics (model selected on validation)\n\n" + table + "\n").encode())

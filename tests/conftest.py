@@ -20,7 +20,7 @@ def served_models(tmp_path_factory):
     """For the server's tests (test_serve*.py): three labelled generated clips extracted with the default extractors,
     a regression and a happiness model trained for one epoch with tiny dims, a loaded Predictor on them, and a
     held-out ~6 s two-speaker clip with its .srt. Skipped without ffmpeg and espeak-ng, like the other clip tests."""
-    from pipeline.clipgen import astronaut, make_clip, pyfeat_face, tools_available
+    from demo.clipgen import astronaut, make_clip, pyfeat_face, tools_available
 
     if not tools_available():
         pytest.skip("needs ffmpeg and espeak-ng on PATH")

@@ -12,7 +12,7 @@ import pytest
 from extractors.asr import (DEFAULT, TRANSCRIBERS, Word, build_transcriber, cut_utterances, normalise, spec_of,
                             transcriber_from_spec, word_error_rate)
 from extractors.base import Media
-from pipeline.clipgen import make_clip, speak, tools_available
+from demo.clipgen import make_clip, speak, tools_available
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 RAVDESS = SHARED / "ravdess"

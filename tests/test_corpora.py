@@ -11,7 +11,7 @@ import pytest
 
 import cli
 from data.dataset import load_dataset
-from pipeline.clipgen import astronaut, make_clip, tools_available
+from demo.clipgen import astronaut, make_clip, tools_available
 from tests.synthetic import SHARED_DATA
 
 MELD = SHARED_DATA / "meld"

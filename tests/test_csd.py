@@ -329,9 +329,9 @@ def _broken(tmp_path: Path, case: str) -> tuple[list[str], str]:
         (tmp_path / "f.json").write_text(json.dumps({"train": ["v1"], "test": ["v2"]}))
         return base + ["--folds", str(tmp_path / "f.json"), "--test-ratio", "0.3", "-o", out], "--folds fixes the split"
     if case == "bad-ratio":
-        return base + ["--test-ratio", "1.5", "-o", out], "--test-ratio 1.5"
+        return base + ["--test-ratio", "1.5", "-o", out], "argument --test-ratio: 1.5 is out of range; give a number in [0, 1)"
     if case == "out-is-input":
-        return base + ["-o", str(paths["labels"])], "is one of the inputs"
+        return base + ["-o", str(paths["labels"])], "labels.csd is one of this command's inputs; write to a new file"
     if case == "no-labels":
         return ["import", "csd", "-o", out], "--labels"
     raise AssertionError(case)
@@ -390,3 +390,23 @@ def test_import_then_train_one_epoch(tmp_path):
     assert (tmp_path / "run" / "checkpoint.pt").exists()
     ds = load_dataset(out)
     assert not np.isnan(ds["labels"]["vid0"][:, LABEL_COLUMNS.index("fear")]).any()
+
+
+def test_labels_given_as_a_feature_sequence_are_refused(tmp_path, capsys):
+    """import csd --audio LABELS.csd would train on the answers: the labels file itself, a sequence whose root or
+    metadata says labels, and a renamed copy of the labels are each refused with one line, nothing written."""
+    paths = toy_set(tmp_path)
+    out = tmp_path / "ds.pkl"
+    copy = tmp_path / "copy.csd"
+    with h5py.File(paths["labels"], "r") as src:
+        videos = {v: (src["All Labels/data"][v]["features"][()], src["All Labels/data"][v]["intervals"][()]) for v in ("v1", "v2")}
+    write_csd(copy, videos, root="covarep")
+    labelled = write_csd(tmp_path / "opinion.csd", {v: frames(0, 5, 10, [1, 2, 3]) for v in ("v1", "v2")}, root="Opinion Segment Labels")
+    for audio, expect in ((paths["labels"], "is the --labels file"),
+                          (labelled, "is a labels sequence (its root or metadata says 'Opinion Segment Labels')"),
+                          (copy, "video 'v1' holds the same rows as the labels file labels.csd")):
+        code = cli.main(["import", "csd", "--labels", str(paths["labels"]), "--text", str(paths["text"]), "--audio", str(audio), "-o", str(out)])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+        assert f"--audio {audio}: {expect}; pass a feature sequence as --audio" in err, err
+        assert not out.exists()

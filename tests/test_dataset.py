@@ -2,6 +2,7 @@
 
 import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -213,3 +214,20 @@ def test_merge_pads_missing_modalities_and_refuses_other_extractors():
     other = synthetic_dataset(n_videos=2, dims=(20, 12, 6), seed=9)  # same widths, another extractor's params
     with pytest.raises(DatasetError, match="its text features come from synthetic"):
         merge_datasets({"a": full, "c": other})
+
+
+def test_the_format_module_stands_alone():
+    """data.schema holds the format and its validation: the importers build on it, not on data.dataset (which
+    imports the seed importer to read seed pickles), and it imports nothing of the project but data.errors."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "data"
+
+    def imported(name: str) -> set[str]:
+        tree = ast.parse((root / name).read_text())
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | {
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+
+    for module in ("seed.py", "csd.py", "schema.py"):
+        assert "data.dataset" not in imported(module), module
+    assert {m for m in imported("schema.py") if m.split(".")[0] in ("data", "model", "pipeline", "extractors")} == {"data.errors"}

@@ -16,7 +16,7 @@ import pytest
 
 from data.dataset import load_dataset
 from data.errors import UserError
-from pipeline.clipgen import astronaut, make_clip, make_silent_video, tools_available
+from demo.clipgen import astronaut, make_clip, make_silent_video, tools_available
 
 pytestmark = pytest.mark.skipif(not tools_available(), reason="needs ffmpeg and espeak-ng on PATH")
 
@@ -185,7 +185,8 @@ def test_strict_stops_at_first_failure(broken, tmp_path, capsys):
     assert cli("extract", broken, "-o", out, "--workers", "1", "--strict", "--cache-dir", tmp_path / "cache", *FAST) == 1
     assert not out.exists()
     assert len(json.loads((tmp_path / "failures.json").read_text())) == 1
-    assert "--strict: stopped at" in capsys.readouterr().err
+    # the error stands on a line of its own, not after the progress bar's last figures
+    assert capsys.readouterr().err.splitlines()[-1].startswith("error: --strict: stopped at ")
 
 
 def test_user_errors_exit_2(tmp_path, capsys):
@@ -194,7 +195,7 @@ def test_user_errors_exit_2(tmp_path, capsys):
     assert cli("extract", tmp_path / "empty", "-o", tmp_path / "ds.pkl") == 2
     assert cli("extract", tmp_path / "empty", "--glove", tmp_path / "nope.txt") == 2
     assert "no clips found" in capsys.readouterr().err
-    with pytest.raises(UserError, match="test_ratio"):
+    with pytest.raises(UserError, match=r"--test-ratio: 1.5 is out of range; give a number in \[0, 1\)"):
         from pipeline.extract import extract_folder
 
         extract_folder(tmp_path / "empty", tmp_path / "ds.pkl", test_ratio=1.5)
@@ -249,6 +250,85 @@ def test_kill_9_then_rerun_loses_nothing(small, tmp_path):
 
     report = extract_folder(small, out, workers=1, cache_dir=cache, visual="none", audio_features="mfcc")
     assert report.ok and report.cached >= done and report.cached + report.computed == 8
+
+
+def _session(sid: int) -> dict[int, int]:
+    """{pid: parent pid} of the live processes of session `sid`, read from /proc (zombies are dead)."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] != "Z":
+                found[int(entry.name)] = int(fields[1])
+    return found
+
+
+@pytest.mark.parametrize("how", ["kill -9", "SIGTERM"])
+def test_a_killed_extract_leaves_no_process_behind(small, tmp_path, how):
+    """Only the command's own process is signalled, as a process manager or the OOM killer does: its fork server,
+    its workers and the resource tracker must go too. SIGTERM stops it as Ctrl-C does (one line, exit 130)."""
+    for i in range(4, 8):
+        make_clip(small / f"c{i}.wav", [f"clip number {i} of the folder"])
+    cmd = [sys.executable, str(REPO / "cli.py"), "extract", str(small), "-o", str(tmp_path / "ds.pkl"), "--workers", "2",
+           "--cache-dir", str(tmp_path / "cache"), *FAST]
+    log = tmp_path / "stderr.txt"  # a file, not a pipe: orphans holding a pipe open would block its reading
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(parent not in (proc.pid, 1) for pid, parent in _session(proc.pid).items() if pid != proc.pid):
+            assert proc.poll() is None and time.monotonic() < deadline, "no worker started"
+            time.sleep(0.02)  # until a worker (a child of the fork server, not of the command) runs
+        os.kill(proc.pid, signal.SIGKILL if how == "kill -9" else signal.SIGTERM)
+        code = proc.wait(timeout=60)
+        deadline = time.monotonic() + 10
+        while _session(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _session(proc.pid) == {}
+        assert not (tmp_path / "ds.pkl").exists()
+        if how == "SIGTERM":
+            err = log.read_text()
+            assert code == 130 and err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err, err
+    finally:
+        for pid in _session(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_fifo_named_like_a_clip_is_skipped_never_opened(small, tmp_path):
+    """Opening a FIFO blocks until a writer comes: a clip that is one (or a broken link) is skipped with a line."""
+    os.mkfifo(small / "pipe.wav")
+    (small / "gone.mp4").symlink_to(tmp_path / "nowhere.mp4")
+    out = tmp_path / "ds.pkl"
+    cmd = [sys.executable, str(REPO / "cli.py"), "extract", str(small), "-o", str(out), "--workers", "1", "--cache-dir", str(tmp_path / "cache"), *FAST]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 1, done.stderr
+    assert "Skipping pipe.wav due to a named pipe (FIFO), not a regular file; only regular files are clips" in done.stderr
+    assert f"Skipping gone.mp4 due to a symbolic link to {tmp_path / 'nowhere.mp4'}, which does not exist" in done.stderr
+    assert "2 of 6 clips failed" in done.stderr and "Traceback" not in done.stderr
+    assert load_dataset(out)["ID"] == ["c0", "c1", "c2", "c3"]
+    assert {f["clip"] for f in json.loads((tmp_path / "failures.json").read_text())} == {"pipe.wav", "gone.mp4"}
+
+
+def test_outputs_never_replace_inputs_and_are_checked_first(small, tmp_path, capsys):
+    """-o onto a clip (directly or through a link), onto a transcript, or where nothing can be written: one line
+    naming it, before any clip is read; the inputs are untouched and no cache is made."""
+    (small / "c0.txt").write_text("one two three\n", encoding="utf-8")
+    (tmp_path / "link.pkl").symlink_to(small / "c1.wav")
+    before = {p.name: p.read_bytes() for p in small.iterdir()}
+    cache = tmp_path / "cache"
+    for out, expect in ((small / "c0.wav", f"-o {small / 'c0.wav'} is one of this command's inputs; write to a new file"),
+                        (tmp_path / "link.pkl", f"-o {tmp_path / 'link.pkl'} is one of this command's inputs ({small / 'c1.wav'})"),
+                        (small / "c0.txt", f"-o {small / 'c0.txt'} is one of this command's inputs"),
+                        (Path("/proc/multilogue/ds.pkl"), "-o /proc/multilogue/ds.pkl: cannot write here")):
+        assert cli("extract", small, "-o", out, "--cache-dir", cache, *FAST) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and expect in err, err
+        assert {p.name: p.read_bytes() for p in small.iterdir()} == before
+        assert not cache.exists()
 
 
 def test_two_workers_match_one(small, tmp_path):

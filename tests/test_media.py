@@ -12,7 +12,7 @@ import pytest
 from data.errors import ExtractionError
 from extractors import media
 from extractors.media import NoAudioError, decode, frame_size, probe
-from pipeline.clipgen import astronaut, make_clip, make_silent_video, pyfeat_data_dir, tools_available
+from demo.clipgen import astronaut, make_clip, make_silent_video, pyfeat_data_dir, tools_available
 
 pytestmark = pytest.mark.skipif(not tools_available(), reason="needs ffmpeg and espeak-ng on PATH")
 

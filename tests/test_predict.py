@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.clipgen import astronaut, make_clip, make_silent_video, pyfeat_face, tools_available
+from demo.clipgen import astronaut, make_clip, make_silent_video, pyfeat_face, tools_available
 
 pytestmark = pytest.mark.skipif(not tools_available(), reason="needs ffmpeg and espeak-ng on PATH")
 
@@ -189,7 +189,7 @@ def _mutated(trained, tmp_path, change) -> Path:
     (lambda s: s["audio"]["params"].update(feature_set="eGeMAPSv02"), "88-d features but the spec says 384-d"),
     (lambda s: s["text"].update(name="csd", params={"file": "CMU_MOSEI_TimestampedWordVectors.csd"}), "cannot be computed from a clip"),
     (lambda s: s["visual"].update(name="openface"), "visual extractor 'openface' is not available"),
-    (lambda s: s["text"].update(dim=300), "text feature spec says 300-d but the model takes 50-d"),
+    (lambda s: s["text"].update(dim=300), "its text feature spec and its model disagree (text 50 vs 300, model vs spec)"),
 ], ids=["dims", "imported", "unavailable", "inconsistent"])
 def test_spec_that_cannot_be_reproduced_is_one_line(trained, capsys, tmp_path, change, expect):
     ckpt = _mutated(trained, tmp_path, change)
@@ -250,7 +250,7 @@ def test_predict_transcribes_as_the_training_data_was(trained, capsys, caplog, t
 
 
 def test_missing_or_ambiguous_checkpoint(trained, capsys, tmp_path, monkeypatch):
-    import pipeline.predict
+    import model.checkpoint
 
     def one_line_error(*argv) -> str:
         assert cli("predict", trained["clip"], *argv) == 2
@@ -261,8 +261,8 @@ def test_missing_or_ambiguous_checkpoint(trained, capsys, tmp_path, monkeypatch)
     assert "no such file or folder" in one_line_error("--checkpoint", tmp_path / "nope") and "make demo" in one_line_error("--checkpoint", tmp_path / "nope")
     (tmp_path / "empty").mkdir()
     assert "no checkpoint.pt" in one_line_error("--checkpoint", tmp_path / "empty")
-    monkeypatch.setattr(pipeline.predict, "DEFAULT_RUN", Path("runs") / "no_such_run_here")
-    monkeypatch.setattr(pipeline.predict, "SHIPPED", Path("model") / "no_such_model_here")
+    monkeypatch.setattr(model.checkpoint, "DEFAULT_RUN", Path("runs") / "no_such_run_here")
+    monkeypatch.setattr(model.checkpoint, "SHIPPED", Path("model") / "no_such_model_here")
     msg = one_line_error()
     assert "no --checkpoint given" in msg and "cli.py train" in msg
     both = tmp_path / "both"
@@ -314,3 +314,15 @@ def test_emotion_class_checkpoint_reports_class_and_seven_probabilities(trained,
     table = capsys.readouterr().out
     first = out["utterances"][0]
     assert f"{first['emotion']} {first['emotion_probs'][first['emotion']]:.2f}" in table
+
+
+def test_plot_never_replaces_an_input(trained, capsys):
+    """predict --plot onto the clip, its transcript or a checkpoint is refused before anything runs."""
+    clip = trained["clip"]
+    model = trained["runs"] / "regression" / "checkpoint.pt"
+    before = {p: p.read_bytes() for p in (clip, clip.with_suffix(".srt"), model)}
+    for target in before:
+        assert cli("predict", clip, "--checkpoint", trained["runs"], "--plot", target) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == f"error: --plot {target} is one of this command's inputs; write to a new file"
+    assert {p: p.read_bytes() for p in before} == before

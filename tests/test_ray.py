@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from data.dataset import MODALITIES, load_dataset
-from pipeline.clipgen import make_clip, tools_available
+from demo.clipgen import make_clip, tools_available
 from tests.ray_head import free_port, ray_head
 from tests.synthetic import write_synthetic
 

@@ -15,7 +15,7 @@ import extractors
 from data.dataset import load_dataset
 from data.errors import CheckpointError
 from extractors import REGISTRY, Option, build_extractor, register_extractor, spec_of
-from pipeline.clipgen import make_clip, tools_available
+from demo.clipgen import make_clip, tools_available
 
 FAST = ["--visual", "none", "--audio-features", "mfcc"]
 LINES = {"c0": [("I love this lovely day", 2.0), ("the food was awful", -2.0)],

@@ -138,7 +138,7 @@ def _quiet_clip(path: Path) -> Path:
 
 
 def test_bad_uploads_are_clear_4xx_and_leave_nothing(server, served_models, tmp_path):
-    from pipeline.clipgen import astronaut, make_silent_video
+    from demo.clipgen import astronaut, make_silent_video
 
     clip = served_models["clip"]
     good = clip.read_bytes()

@@ -17,7 +17,7 @@ from data.dataset import load_dataset
 from data.errors import ExtractionError
 from extractors import build_extractor, build_from_spec, spec_of
 from extractors.base import Segment
-from pipeline.clipgen import make_clip, tools_available
+from demo.clipgen import make_clip, tools_available
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--visual", "none", "--audio-features", "mfcc"]  # cheap extractors where audio and video are not the point

