@@ -426,7 +426,9 @@ def real_people(folder: Path, plot: Path) -> None:
         print(f"  {clip.name:<22} {acted:<10} {u['emotion']:<10} {u['emotion_probs'][u['emotion']]:5.2f}  {u['sentiment']:+9.2f}  {u['text']}")
         if shown is None and clip.suffix == ".flv":
             shown = r
-    print(f"  {right} of {len(clips)} acted emotions recognised (chance: 1 in 7); see model/pretrained/MODEL_CARD.md for the model's figures")
+    print(f"  {right} of {len(clips)} acted emotions recognised (chance: 1 in 7). The shipped emotion model's voice stream was learnt")
+    print("  from RAVDESS's studio recordings only and does not carry over to these; its words, MELD and GoEmotions")
+    print("  figures are in model/pretrained/MODEL_CARD.md")
     if shown is not None:
         print(f"  wrote {plot_predictions([shown], plot)}")
 
