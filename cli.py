@@ -17,78 +17,15 @@ from pathlib import Path
 
 import extractors  # the registry only: extractor modules load when an extractor is built
 from data.dataset import EMOTIONS
+from commands.common import (EXIT_INTERRUPTED, EXIT_USER_ERROR, EXTRACTOR_FLAGS, Parser, check_output, close_bars, extractor_flag,
+                             progress_bar, terminal_bar)
+from commands.imports import add_import
 from data.errors import UserError
-from data.options import COUNT, FPS, GPUS, MEGABYTES, NON_NEGATIVE, POSITIVE, PORT, QUEUE, RATIO, SEED, WIDTH, Number, int_list
+from data.options import COUNT, FPS, GPUS, MEGABYTES, NON_NEGATIVE, POSITIVE, PORT, QUEUE, RATIO, SEED, WIDTH, int_list
 from extractors.asr import DEFAULT as DEFAULT_ASR
 from extractors.asr import TRANSCRIBERS
 
-EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130  # Ctrl-C, and SIGTERM, which is handled the same way
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, like every other user error
-        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}\n")
-
-
-_BARS: set = set()  # progress bars open on stderr: closed before any message, so it gets a line of its own
-
-
-def progress_bar(desc: str, unit: str, leave: bool = True):
-    """The library's progress hook (data.progress.Progress) drawn as tqdm bars on stderr: a new bar for each new
-    `stage` (titled by it, else `desc`), the figures beside it."""
-    from tqdm import tqdm
-
-    state: dict = {"bar": None, "stage": None}
-
-    def callback(done: int, total: int, *, stage: str | None = None, **figures) -> None:
-        bar = state["bar"]
-        if bar is None or (stage is not None and stage != state["stage"]):
-            if bar is not None:
-                _close(bar)
-            bar = state["bar"] = tqdm(total=total, desc=stage or desc, unit=unit, leave=leave, dynamic_ncols=True)
-            _BARS.add(bar)
-            state["stage"] = stage
-        bar.n = done
-        if figures:
-            bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in figures.items()}, refresh=False)
-        bar.refresh()
-        if done >= total:
-            _close(bar)
-            state["bar"] = None
-
-    return callback
-
-
-def _close(bar) -> None:
-    bar.close()
-    _BARS.discard(bar)
-
-
-def close_bars() -> None:
-    """End every open progress bar's line, so that what is printed next stands on a line of its own."""
-    for bar in list(_BARS):
-        _close(bar)
-
-
-def _terminal_bar(desc: str, unit: str):
-    """progress_bar on a terminal, None when stderr is redirected."""
-    return progress_bar(desc, unit) if sys.stderr.isatty() else None
-
-
 # ---------------------------------------------------------------- extract
-# modality -> the extract flag that chooses its extractor (the values come from the registry)
-EXTRACTOR_FLAGS = (
-    ("text", "--text", "text extractor"),
-    ("audio", "--audio-features", "audio extractor, or an openSMILE feature set"),
-    ("visual", "--visual", "visual extractor (none: leave the modality out)"),
-)
-
-
-def _flag(modality: str) -> str:
-    return next(flag for m, flag, _ in EXTRACTOR_FLAGS if m == modality)
-
-
 def _extractor_options(args, runtime_only: bool = False) -> dict[str, Path]:
     """The registry's extractor-specific options the user gave, by keyword; UserError for a missing path."""
     given = {}
@@ -117,7 +54,7 @@ def add_extract(sub) -> None:
     for modality, flag, what in EXTRACTOR_FLAGS:
         p.add_argument(flag, default=extractors.default_choice(modality), choices=extractors.choices(modality), help=what)
     for modality, name, opt in extractors.extractor_options():
-        p.add_argument(opt.flag, type=Path, default=None, help=f"{opt.help}; with {_flag(modality)} {name}")
+        p.add_argument(opt.flag, type=Path, default=None, help=f"{opt.help}; with {extractor_flag(modality)} {name}")
     p.add_argument("--fps", type=FPS, default=5.0, help=f"video frames sampled per second ({FPS.describe()})")
     p.add_argument("--workers", type=COUNT, default=None, help="worker processes (default: all cores; 1 = in this process)")
     p.add_argument("--test-ratio", type=RATIO, default=0.2, help="share of videos in the test split (unless labels.csv has a split column)")
@@ -166,205 +103,6 @@ def cmd_extract(args) -> int:
             print(f"  {f['clip']}: {f['reason']}", file=sys.stderr)
         return 1
     return 0
-
-
-# ---------------------------------------------------------------- import
-def add_import(sub) -> None:
-    p = sub.add_parser("import", help="import a dataset from another format")
-    isub = p.add_subparsers(dest="format", required=True, parser_class=_Parser)
-    s = isub.add_parser("seed", help="the seed's 9-tuple pickle", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    s.add_argument("file", type=Path)
-    s.add_argument("-o", "--out", type=Path, required=True, help="dataset file to write")
-    s.add_argument("--label-column", default="sentiment", choices=("sentiment", *EMOTIONS), help="label column the seed's single label fills")
-    s.add_argument("--text-from-sentences", default=None, choices=extractors.choices("text"), metavar="EXTRACTOR",
-                   help="keep the sentences, labels, speakers and splits but not the pickle's features: text features from this "
-                   f"extractor ({', '.join(extractors.choices('text'))}), audio and visual absent (features a clip can give)")
-    s.set_defaults(func=cmd_import_seed)
-    add_import_csd(isub)
-    add_import_text(isub)
-    add_import_corpora(isub)
-
-
-def cmd_import_seed(args) -> int:
-    from data.dataset import save_dataset, split_counts
-    from data.seed import import_seed
-
-    _check_output(args.out, [args.file])
-    ds = import_seed(args.file, column=args.label_column)
-    if args.text_from_sentences:
-        from pipeline.corpora import sentences_only
-
-        ds = sentences_only(ds, args.text_from_sentences, source=args.file)
-    save_dataset(ds, args.out)
-    counts = split_counts(ds)
-    print(f"wrote {args.out}: {len(ds['ID'])} videos, train {counts['train'][0]} videos/{counts['train'][1]} utterances, test {counts['test'][0]}/{counts['test'][1]}")
-    return 0
-
-
-def add_import_csd(isub) -> None:
-    s = isub.add_parser(
-        "csd",
-        help="CMU-MultimodalSDK computational sequences (.csd): CMU-MOSEI, CMU-MOSI",
-        description="Each label interval becomes one utterance; every modality is averaged over it, weighted by overlap.",
-    )
-    s.add_argument("--labels", type=Path, required=True, help="labels .csd: 7 columns (CMU_MOSEI_Labels) or 1 sentiment column (CMU_MOSI_Opinion_Labels)")
-    s.add_argument("--text", type=Path, help="word vectors .csd, e.g. CMU_MOSEI_TimestampedWordVectors (omitted: zero-width text features)")
-    s.add_argument("--audio", type=Path, help="acoustic .csd, e.g. CMU_MOSEI_COVAREP or an openSMILE sequence")
-    s.add_argument("--visual", type=Path, help="facial .csd, e.g. CMU_MOSEI_VisualFacet42")
-    s.add_argument("--words", type=Path, help="words .csd (CMU_MOSEI_TimestampedWords) for the utterance sentences")
-    s.add_argument("--folds", type=Path, help='JSON {"train": [...], "valid": [...], "test": [...]} of video ids (valid joins train)')
-    s.add_argument("--test-ratio", type=RATIO, default=None, help="without --folds: share of videos in test (default 0.2)")
-    s.add_argument("--seed", type=SEED, default=None, help="without --folds: seed of the split (default 0)")
-    s.add_argument("--keep-missing", action="store_true", help="keep videos missing from a modality, with zero features")
-    s.add_argument("-o", "--out", type=Path, required=True, help="dataset file to write")
-    s.set_defaults(func=cmd_import_csd)
-
-
-def cmd_import_csd(args) -> int:
-    from data.csd import import_csd
-    from data.dataset import save_dataset
-
-    if args.folds is not None and (args.test_ratio is not None or args.seed is not None):
-        raise UserError("import csd: --folds fixes the split; drop --test-ratio/--seed, or drop --folds for a seeded split")
-    test_ratio = 0.2 if args.test_ratio is None else args.test_ratio
-    _check_output(args.out, [p for p in (args.labels, args.text, args.audio, args.visual, args.words, args.folds) if p is not None])
-    ds, report = import_csd(
-        args.labels, text=args.text, audio=args.audio, visual=args.visual, words=args.words, folds=args.folds,
-        test_ratio=test_ratio, seed=0 if args.seed is None else args.seed, keep_missing=args.keep_missing,
-        progress=_terminal_bar("import", "video"),
-    )
-    save_dataset(ds, args.out)
-    print(f"wrote {args.out}: " + report.summary_lines()[0])
-    for line in report.summary_lines()[1:]:
-        print(line)
-    return 0
-
-
-def add_import_text(isub) -> None:
-    from extractors import available
-
-    s = isub.add_parser(
-        "text",
-        help="a CSV of utterances (video,speaker,text[,start,end][,labels][,split]): text features only",
-        description="Each row is an utterance; the rows of one video are its conversation, in order. Label columns "
-        "sentiment (-3..3) and happiness,sadness,anger,surprise,disgust,fear (>= 0; empty = unknown); split train/test "
-        "per video. Audio and visual are absent. Every row is checked first: a bad row stops the import with its line "
-        "number and nothing is written.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    s.add_argument("file", type=Path, help="the CSV (UTF-8, header row)")
-    s.add_argument("-o", "--out", type=Path, required=True, help="dataset file to write")
-    s.add_argument("--text", default="glove", choices=available("text")["text"], help="text extractor")
-    s.add_argument("--glove", type=Path, default=None, help="with --text glove: a GloVe/word2vec text file instead of the packaged 6B 50-d")
-    s.add_argument("--test-ratio", type=RATIO, default=0.2, help="share of videos in test, for videos without a split value")
-    s.add_argument("--seed", type=SEED, default=0, help="seed of the split")
-    s.add_argument("--cache-dir", type=Path, default=None, help="text feature cache (default ~/.cache/multilogue/text-features)")
-    s.set_defaults(func=cmd_import_text)
-
-
-def cmd_import_text(args) -> int:
-    import numpy as np
-
-    from data.dataset import split_counts
-    from pipeline.import_text import import_text
-
-    params = {}
-    if args.glove is not None:
-        if args.text != "glove":
-            raise UserError("--glove only applies with --text glove")
-        if not args.glove.is_file():
-            raise UserError(f"--glove {args.glove}: no such file; pass a GloVe or word2vec text file")
-        params["path"] = str(args.glove)
-    progress = _terminal_bar("text features", "chunk")
-    ds = import_text(args.file, args.out, text=args.text, text_params=params, test_ratio=args.test_ratio, seed=args.seed,
-                     cache_dir=args.cache_dir, progress=progress)
-    counts = split_counts(ds)
-    labelled = sum(int((~np.isnan(ds["labels"][v])).any(axis=1).sum()) for v in ds["ID"]) if ds["ID"] else 0
-    print(f"wrote {args.out}: {len(ds['ID'])} videos, {counts['train'][1] + counts['test'][1]} utterances ({labelled} labelled; "
-          f"train {counts['train'][0]} / test {counts['test'][0]} videos), text {ds['meta']['features']['text']['name']} "
-          f"{ds['meta']['features']['text']['dim']}-d, audio and visual absent")
-    return 0
-
-
-def add_import_corpora(isub) -> None:
-    text_kw = dict(default="glove", choices=extractors.choices("text"), help="text extractor")
-    m = isub.add_parser("meld", help="MELD (multi-party dialogues from Friends; 7 emotions, 3 sentiments): its CSVs, and its clips if you have them",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                        description="Text only from the CSVs; with --clips (MELD.Raw's dia<D>_utt<U>.mp4) all three modalities. "
-                        "Emotion joy -> happiness, neutral -> no emotion; sentiment negative/neutral/positive -> -1/0/+1.")
-    m.add_argument("train", type=Path, nargs="+", help="CSVs for the train split, e.g. train_sent_emo.csv")
-    m.add_argument("--test", type=Path, nargs="*", default=[], help="CSVs for the test split, e.g. dev_sent_emo.csv")
-    m.add_argument("--clips", type=Path, default=None, help="folder of MELD's utterance clips (dia<D>_utt<U>.mp4)")
-    m.add_argument("-o", "--out", type=Path, required=True, help="dataset file to write")
-    m.add_argument("--text", **text_kw)
-    _add_media_options(m)
-    m.set_defaults(func=cmd_import_meld)
-    g = isub.add_parser("goemotions", help="GoEmotions (Reddit comments, Ekman's six + neutral): the folder of train/dev/test.tsv",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    g.add_argument("folder", type=Path)
-    g.add_argument("-o", "--out", type=Path, required=True, help="dataset file to write")
-    g.add_argument("--text", **text_kw)
-    g.add_argument("--cache-dir", type=Path, default=None, help="text feature cache (default ~/.cache/multilogue/text-features)")
-    g.set_defaults(func=cmd_import_goemotions)
-    r = isub.add_parser("ravdess", help="RAVDESS acted emotional speech: the folder of Actor_*/ clips (emotion in the file name)",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                        description="Each clip is extracted like `extract` does (audio; the ASR transcribes the sentence); "
-                        "neutral and calm carry no emotion; the --test-actors form the test split.")
-    r.add_argument("folder", type=Path)
-    r.add_argument("-o", "--out", type=Path, required=True, help="dataset file to write")
-    r.add_argument("--test-actors", type=_actors, default=[19, 20], metavar="N,N", help="actors held out as the test split (1..24)")
-    r.add_argument("--text", **text_kw)
-    _add_media_options(r)
-    r.set_defaults(func=cmd_import_ravdess)
-
-
-def _add_media_options(p) -> None:
-    for modality, flag, what in EXTRACTOR_FLAGS:
-        if modality != "text":
-            p.add_argument(flag, default=extractors.default_choice(modality), choices=extractors.choices(modality), help=what)
-    p.add_argument("--workers", type=COUNT, default=None, help="extraction worker processes (default: all cores)")
-    p.add_argument("--cache-dir", type=Path, default=None, help="feature cache (default beside the output)")
-
-
-def cmd_import_meld(args) -> int:
-    from pipeline.corpora import import_meld
-
-    media = {"audio": args.audio_features, "visual": args.visual, "workers": args.workers}
-    ds = import_meld(args.train, args.out, test=args.test, clips=args.clips, text=args.text, cache_dir=args.cache_dir,
-                     extract_options=media, progress=_terminal_bar("import", "step"))
-    _print_import(args.out, ds)
-    return 0
-
-
-def cmd_import_goemotions(args) -> int:
-    from pipeline.corpora import import_goemotions
-
-    ds = import_goemotions(args.folder, args.out, text=args.text, cache_dir=args.cache_dir,
-                           progress=_terminal_bar("text features", "chunk"))
-    _print_import(args.out, ds)
-    return 0
-
-
-def cmd_import_ravdess(args) -> int:
-    from data.dataset import load_dataset
-    from pipeline.corpora import import_ravdess
-
-    report = import_ravdess(args.folder, args.out, test_actors=tuple(args.test_actors), text=args.text, audio=args.audio_features,
-                            visual=args.visual, workers=args.workers, cache_dir=args.cache_dir, progress=progress_bar("extract", "clip"))
-    _print_import(args.out, load_dataset(report.out))
-    for f in report.failures:
-        print(f"  failed {f['clip']}: {f['reason']}", file=sys.stderr)
-    return 1 if report.failures else 0
-
-
-def _print_import(out: Path, ds: dict) -> None:
-    from data.dataset import presence_counts, split_counts
-
-    counts = split_counts(ds)
-    present = presence_counts(ds)
-    print(f"wrote {out}: {len(ds['ID'])} conversations, {counts['train'][1] + counts['test'][1]} utterances "
-          f"(train {counts['train'][0]} / test {counts['test'][0]} conversations); utterances with "
-          + ", ".join(f"{m} {c}" for m, c in present.items()))
 
 
 # ---------------------------------------------------------------- train / evaluate
@@ -426,19 +164,6 @@ def _training_data(paths: list[Path]):
     names = [p.stem for p in paths]
     names = [n if names.count(n) == 1 else f"{n}{i}" for i, n in enumerate(names)]
     return merge_datasets({n: load_dataset(p) for n, p in zip(names, paths)})
-
-
-def _actors(value: str) -> list[int]:
-    """`19,20` -> [19, 20] (argparse type of --test-actors: RAVDESS has actors 1..24)."""
-    return int_list(value, Number(int, 1, 24), "19,20")
-
-
-def _check_output(out: Path, inputs: list[Path], what: str = "-o") -> None:
-    """Before any work: the output file can be written and is none of the command's inputs."""
-    from data.fileio import check_writable, refuse_overwrite
-
-    check_writable(out, what)
-    refuse_overwrite(out, inputs, what)
 
 
 def cmd_train(args) -> int:
@@ -515,7 +240,7 @@ def add_evaluate(sub) -> None:
     p.add_argument("--cache-dir", type=Path, default=None, help="feature cache for a CSV or clip folder (default ~/.cache/multilogue/)")
     for modality, name, opt in extractors.extractor_options():
         if opt.runtime:
-            p.add_argument(opt.flag, type=Path, default=None, help=f"{opt.help}; for checkpoints trained with {_flag(modality)} {name}")
+            p.add_argument(opt.flag, type=Path, default=None, help=f"{opt.help}; for checkpoints trained with {extractor_flag(modality)} {name}")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -533,7 +258,7 @@ def cmd_evaluate(args) -> int:
     from pipeline.evaluate import evaluate_runs
     from pipeline.train import format_metrics
 
-    progress = _terminal_bar("features", "step")
+    progress = terminal_bar("features", "step")
     results = evaluate_runs(args.checkpoint, args.data, split=args.split, device=args.device, modalities=args.modalities,
                             runtime=_runtime_settings(args) or None, cache_dir=args.cache_dir, progress=progress)
     if args.json:
@@ -564,7 +289,7 @@ def add_predict(sub) -> None:
     p.add_argument("--plot", type=Path, default=None, help="write a PNG of sentiment and emotions over each clip's timeline")
     for modality, name, opt in extractors.extractor_options():
         if opt.runtime:  # settings that do not change the features: needed to rebuild the extractor here
-            p.add_argument(opt.flag, type=Path, default=None, help=f"{opt.help}; for checkpoints trained with {_flag(modality)} {name}")
+            p.add_argument(opt.flag, type=Path, default=None, help=f"{opt.help}; for checkpoints trained with {extractor_flag(modality)} {name}")
     p.add_argument("--modalities", type=_modalities, default=None, metavar="LIST",
                    help="use only these modalities, e.g. text,audio: the others are not extracted and count as absent (default: all three)")
     p.add_argument("--asr", default=None, choices=list(TRANSCRIBERS),
@@ -600,9 +325,9 @@ def cmd_predict(args) -> int:
 
         models = checkpoint_files(default_checkpoint() if args.checkpoint is None else args.checkpoint)
         beside = [t for t in map(find_transcript, clips) if t is not None]
-        _check_output(args.plot, [*clips, *beside, *models, *([args.transcript] if args.transcript else [])], "--plot")
+        check_output(args.plot, [*clips, *beside, *models, *([args.transcript] if args.transcript else [])], "--plot")
     runtime = _runtime_settings(args)
-    progress = _terminal_bar("predict", "clip") if len(clips) > 1 else None
+    progress = terminal_bar("predict", "clip") if len(clips) > 1 else None
     results = predict_clips(clips, args.checkpoint, transcript=args.transcript, runtime=runtime or None, asr=args.asr, progress=progress,
                             modalities=args.modalities)
     print(FORMATTERS[args.format](results))
@@ -636,7 +361,7 @@ def add_serve(sub) -> None:
                    help="transcriber for clips without a transcript (default: the one the checkpoint's training data used)")
     for modality, name, opt in extractors.extractor_options():
         if opt.runtime:
-            p.add_argument(opt.flag, type=Path, default=None, help=f"{opt.help}; for checkpoints trained with {_flag(modality)} {name}")
+            p.add_argument(opt.flag, type=Path, default=None, help=f"{opt.help}; for checkpoints trained with {extractor_flag(modality)} {name}")
     p.set_defaults(func=cmd_serve)
 
 
@@ -660,7 +385,7 @@ def cmd_serve(args) -> int:
 # ---------------------------------------------------------------- info
 def add_info(sub) -> None:
     p = sub.add_parser("info", help="describe a model, dataset or checkpoint")
-    isub = p.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    isub = p.add_subparsers(dest="what", required=True, parser_class=Parser)
     m = isub.add_parser("model", help="architecture and trainable parameter count", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     from model.config import TASKS
 
@@ -704,9 +429,9 @@ def cmd_info_data(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="cli.py", description=__doc__.splitlines()[0])
+    parser = Parser(prog="cli.py", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for add in (add_extract, add_import, add_train, add_evaluate, add_predict, add_serve, add_info):
         add(sub)
     return parser

