@@ -321,7 +321,7 @@ def cmd_predict(args) -> int:
     clips = collect_clips(args.clips)
     if args.plot is not None:
         from extractors.transcripts import find_transcript
-        from pipeline.predict import checkpoint_files, default_checkpoint
+        from model.checkpoint import checkpoint_files, default_checkpoint
 
         models = checkpoint_files(default_checkpoint() if args.checkpoint is None else args.checkpoint)
         beside = [t for t in map(find_transcript, clips) if t is not None]

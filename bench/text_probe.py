@@ -140,7 +140,7 @@ def main() -> None:
         print(f"{name}: {spec['dim']}-d, {n} utterances in {sec_tr + sec_te:.1f} s ({result['utt_per_s']:.0f}/s), "
               f"{result['no_text']} without text; CV picked C={result['C']:.3g} (CV accuracy {result['cv_accuracy']:.1f}), "
               f"alpha={result['alpha']:.3g} (CV MAE {result['cv_mae']:.3f})")
-    print(f"\n| text features (test videos) | dim | binary accuracy | weighted F1 | accuracy non-zero | MAE | Pearson r |")
+    print("\n| text features (test videos) | dim | binary accuracy | weighted F1 | accuracy non-zero | MAE | Pearson r |")
     print("|---|---|---|---|---|---|---|")
     m = report["majority_class"]
     print(f"| majority class of train | - | {m['accuracy']:.2f} | {m['f1_weighted']:.2f} | {m['accuracy_nonzero']:.2f} | - | - |")

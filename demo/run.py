@@ -401,7 +401,8 @@ def fetch_cremad(folder: Path) -> list[Path]:
 
 def real_people(folder: Path, plot: Path) -> None:
     """The shipped model on CREMA-D's clips: predicted vs acted emotion, one clip plotted."""
-    from pipeline.predict import Predictor, shipped_model
+    from model.checkpoint import shipped_model
+    from pipeline.predict import Predictor
     from pipeline.predict_output import plot_predictions
 
     model = shipped_model()

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from data.errors import ExtractionError, UserError
-from extractors.asr import Word, cut_utterances, fill_gaps, package_version, share, to_segments, widen
+from extractors.asr import Word, cut_utterances, fill_gaps, package_version, to_segments, widen
 from extractors.base import SAMPLE_RATE, Segment
 
 log = logging.getLogger(__name__)

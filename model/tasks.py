@@ -25,7 +25,7 @@ evaluation, checkpoints and predict.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -33,6 +33,8 @@ from model import metrics as M
 
 # torch is imported inside the methods that compute: the CLI builds its parser from TASK_NAMES, and `cli.py
 # --help` or a refused option should not pay torch's 1.5 s import.
+if TYPE_CHECKING:
+    import torch
 
 LABEL_COLUMNS = ("sentiment", "happiness", "sadness", "anger", "surprise", "disgust", "fear")  # = data.dataset.LABEL_COLUMNS
 EMOTIONS = LABEL_COLUMNS[1:]

@@ -43,11 +43,9 @@ from data.fileio import atomic_path, check_writable, check_writable_folder, file
 from data.options import COUNT, FPS, RATIO
 from data.progress import Progress
 from extractors.asr import DEFAULT as DEFAULT_ASR
-from extractors.base import NoFeatures, Segment  # NoFeatures: still importable from here
+from extractors.base import Segment
 from pipeline.extract_pool import run_pool, usable_cores
-from pipeline.extract_step import (  # noqa: F401  (the per-clip API, importable from here as before)
-    CACHE_VERSION, STAGES, build_extractors, cache_key, extract_clip, file_digest, process_clip, resource_fingerprint,
-)
+from pipeline.extract_step import STAGES, build_extractors, resource_fingerprint
 from pipeline.labels import LABELS_FILE, label_matrix, read_labels, split_videos
 
 log = logging.getLogger(__name__)

@@ -48,9 +48,7 @@ from data.dataset import EMOTIONS, MODALITIES
 from data.errors import CheckpointError, ExtractionError, UserError
 from data.progress import Progress
 from extractors import NONE
-from model.checkpoint import (  # noqa: F401  (the checkpoint resolver, importable from here as before)
-    CHECKPOINT_NAME, DEFAULT_RUN, SHIPPED, TRAIN_HINT, check_dims, checkpoint_files, default_checkpoint, shipped_model,
-)
+from model.checkpoint import check_dims, checkpoint_files, default_checkpoint
 
 if TYPE_CHECKING:
     from model.network import MultilogueNet
@@ -281,7 +279,7 @@ class Predictor:
         Raises ExtractionError when the clip cannot be decoded or its transcript is bad.
         """
         from extractors.media import NoAudioError
-        from pipeline.extract import extract_clip
+        from pipeline.extract_step import extract_clip
 
         clip = Path(clip)
         result: dict[str, Any] = {"clip": str(clip), "duration": None, "transcript": None,
@@ -422,6 +420,6 @@ def predict_clips(clips: list[str | Path], checkpoint: str | Path | None = None,
     return results
 
 
-__all__ = ["LoadedModel", "Predictor", "build_spec_extractors", "check_spec", "checkpoint_files", "choose_asr", "collect_clips",
-           "default_checkpoint", "load_models", "one_torch_thread", "predict_clips", "run_model"]
+__all__ = ["LoadedModel", "Predictor", "build_spec_extractors", "check_spec", "choose_asr", "collect_clips", "load_models",
+           "one_torch_thread", "predict_clips", "run_model"]
 

@@ -67,7 +67,7 @@ def load_predictors(checkpoint: str | Path | None = None, workers: int = 1, *, a
 def describe_models(predictor: "Predictor", checkpoint: str | Path | None) -> dict[str, Any]:
     """What /api/models reports: the checkpoint folder, each model's task, feature spec and test metrics, the
     per-utterance outputs, the transcriber for clips without a transcript and the model card's text (or None)."""
-    from pipeline.predict import default_checkpoint
+    from model.checkpoint import default_checkpoint
 
     root = Path(checkpoint) if checkpoint is not None else default_checkpoint()
     folder = root if root.is_dir() else root.parent

@@ -376,7 +376,7 @@ def test_align_lines_on_real_speech():
 def test_cache_key_changes_when_a_glove_file_is_replaced_in_place(tmp_path):
     import os
 
-    from pipeline.extract import cache_key, resource_fingerprint
+    from pipeline.extract_step import cache_key, resource_fingerprint
 
     vectors = tmp_path / "vectors.txt"
     vectors.write_text("hello 0.1 0.2\n")
@@ -415,7 +415,7 @@ def test_absent_modalities_face_and_words(tmp_path):
 
 
 def test_cache_key_counts_the_transcriber_only_for_clips_without_transcript():
-    from pipeline.extract import cache_key
+    from pipeline.extract_step import cache_key
 
     def key(transcript, asr):
         return cache_key("clip", transcript, {"specs": {}, "resources": {}, "fps": 5.0, "asr": asr}, False)

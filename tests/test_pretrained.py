@@ -44,7 +44,8 @@ def test_committed_weights_load_and_match_the_card():
 
 @pytest.mark.skipif(not CREMAD, reason="../shared/data/cremad not present")
 def test_shipped_model_predicts_on_a_real_talking_face_clip():
-    from pipeline.predict import Predictor, default_checkpoint
+    from model.checkpoint import default_checkpoint
+    from pipeline.predict import Predictor
 
     assert default_checkpoint() == SHIPPED
     result = Predictor().predict(CREMAD[0])

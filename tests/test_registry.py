@@ -105,7 +105,8 @@ def test_round_trip_extract_cache_train_predict(wordcount, tmp_path: Path, capsy
 
     # the cache key comes from the specs: the same choice is served from the cache, glove and another
     # lexicon are computed
-    from pipeline.extract import cache_key, extract_folder
+    from pipeline.extract import extract_folder
+    from pipeline.extract_step import cache_key
 
     again = extract_folder(folder, tmp_path / "again.pkl", text="wordcount", wordcount_lexicon=lexicon, workers=1,
                            cache_dir=cache, visual="none", audio="mfcc")

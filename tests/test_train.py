@@ -174,7 +174,7 @@ def test_seed_ensemble_trains_saves_and_predicts_as_one_model(tmp_path, capsys):
     of the members' scores, evaluated as one model; half-precision saving keeps the outputs."""
     from data.torchdata import DialogueDataset, collate
     from model.checkpoint import read_checkpoint, save_checkpoint
-    from pipeline.predict import checkpoint_files
+    from model.checkpoint import checkpoint_files
 
     data = write_synthetic(tmp_path / "d.pkl", n_videos=24, seed=2)
     out = tmp_path / "ens"
@@ -278,7 +278,7 @@ def test_kill_9_of_train_then_resume_reaches_the_same_weights(tmp_path):
 def test_grid_trains_each_combination_and_selects_on_validation(tmp_path, capsys):
     """--grid: one run per combination in OUT/grid-.../, the one with the best validation loss copied into OUT
     (which predict and evaluate then read as one model) with selection.json; test figures play no part."""
-    from pipeline.predict import checkpoint_files
+    from model.checkpoint import checkpoint_files
     from pipeline.runs import parse_grid, plan_runs
 
     data = write_synthetic(tmp_path / "d.pkl", n_videos=12, seed=3)
