@@ -15,7 +15,9 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterator
@@ -56,6 +58,7 @@ def run_pool(jobs: list[tuple[str, bool]], settings: dict, workers: int, on_resu
     pending = list(range(len(jobs)))
     pending.sort(key=lambda i: -file_size(jobs[i][0]))  # longest files first packs the workers better
     ctx = _worker_context(settings)
+    _start_server(ctx)
     for attempt in range(3):
         # The last try gives each clip a pool of its own, so only a clip that kills its worker fails,
         # not the clips that happened to share a pool with it.
@@ -65,7 +68,8 @@ def run_pool(jobs: list[tuple[str, bool]], settings: dict, workers: int, on_resu
             pool = ProcessPoolExecutor(min(workers, len(group)), mp_context=ctx, initializer=_init_pool_worker,
                                        initargs=(settings, logging.getLogger().getEffectiveLevel()))
             try:
-                with _thread_env(getattr(ctx, "preload_env", None)):  # workers start on the first submissions
+                # workers start on the first submissions; an interrupt waits until they have (see _interrupts_deferred)
+                with _thread_env(getattr(ctx, "preload_env", None)), _interrupts_deferred():
                     futures = {pool.submit(process_clip, *jobs[i]): i for i in group}
                 for fut in as_completed(futures):
                     i = futures[fut]
@@ -89,6 +93,41 @@ def run_pool(jobs: list[tuple[str, bool]], settings: dict, workers: int, on_resu
     for i in pending:
         if not on_result(i, {"status": "failed", "reason": f"{jobs[i][0]}: {DIED}"}):
             return
+
+
+def _start_server(ctx: multiprocessing.context.BaseContext) -> None:
+    """Start the fork server (it spends seconds loading libraries) with a process that carries nothing, so the
+    pool's workers start in a fraction of a second and Ctrl-C meanwhile stops the command at once."""
+    if ctx.get_start_method() != "forkserver":
+        return
+    with _thread_env(getattr(ctx, "preload_env", None)):
+        proc = ctx.Process(target=os.getpid)
+        proc.start()
+    proc.join()
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM that arrive while the block runs take effect right after it.
+
+    Starting a pool worker is not atomic: the fork server forks the child, which then unpickles the pool's
+    queues. An interrupt in between would shut the pool down and unlink the queues' semaphores under the
+    starting child, which then prints a traceback after "interrupted" and never becomes a worker that
+    _terminate could stop. Deferring the signal's handler (it always runs in the main thread) for the
+    moment the workers take to start closes that window.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)  # None: a handler not set from Python
+        if caught:
+            signal.raise_signal(caught[0])  # now handled as it would have been: KeyboardInterrupt (cli.py)
 
 
 def _init_pool_worker(settings: dict, log_level: int) -> None:

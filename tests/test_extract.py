@@ -467,3 +467,18 @@ def test_asr_choice_is_recorded_and_only_untranscribed_clips_recompute(tmp_path,
     with pytest.raises(SystemExit) as exit_:
         cli("extract", folder, "-o", tmp_path / "x.pkl", "--asr", "kaldi")
     assert exit_.value.code == 2 and "invalid choice: 'kaldi'" in capsys.readouterr().err
+
+
+def test_an_interrupt_while_workers_start_waits_until_they_have():
+    """Ctrl-C (or SIGTERM through cli.py) during a pool's worker start is held until the start is done, then raised:
+    a worker half-started when the pool shut down would print a traceback after "interrupted" (seen under load)."""
+    from pipeline.extract_pool import _interrupts_deferred
+
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with _interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler would have run by now
+            reached.append("end of block")
+    assert reached == ["end of block"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
