@@ -37,7 +37,7 @@ demo: $(STAMP)
 
 # the shipped model (model/pretrained) from the real corpora in ../shared/data; resumable (.cache/pretrained)
 pretrained: $(STAMP)
-	$(PY) -m pipeline.pretrained
+	$(PY) -m pipeline.release.pretrained
 
 bench: $(STAMP)
 	$(PY) bench/train_speed.py

@@ -45,7 +45,9 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from pipeline.extract import STAGES, build_extractors, extract_folder, extractor_choices  # noqa: E402
+from pipeline.extraction.folder import extract_folder  # noqa: E402
+from pipeline.extraction.settings import ExtractSettings  # noqa: E402
+from pipeline.extraction.step import STAGES  # noqa: E402
 
 SHARED_CLIPS = REPO.parent / "shared" / "data" / "clips"
 SENTENCES = [
@@ -206,7 +208,7 @@ def asr_clip_speed(root: Path, fps: float) -> None:
 
     clip = grid_30s(root / "grid30" / "grid30.mp4")
     warm_clip = grid_30s(root / "warm" / "warm.mp4", n=2)
-    extractors = build_extractors(extractor_choices(fps=fps))
+    extractors = ExtractSettings.create(fps=fps).build()
     print(f"clip {clip.name}: ten real GRID clips joined, no transcript (load average {os.getloadavg()[0]:.1f})")
     for name in ("whisper", "pocketsphinx"):
         asr = spec_of(build_transcriber(name))
@@ -232,7 +234,8 @@ def asr_clip_speed(root: Path, fps: float) -> None:
         print("  " + ", ".join(f"{k} {v:.2f} s ({media.duration / max(v, 1e-9):.0f}x)" for k, v in times.items())
               + f"; all {total:.2f} s = {media.duration / total:.1f}x real time")
         print("  text: " + " | ".join(s.text for s in segments))
-        report = extract_folder(clip.parent, root / f"out_{name}" / "ds.pkl", workers=1, fps=fps, cache_dir=root / f"cache_{name}", asr=name)
+        settings = ExtractSettings.create(fps=fps, cache_dir=root / f"cache_{name}", asr=name)
+        report = extract_folder(clip.parent, root / f"out_{name}" / "ds.pkl", settings, workers=1)
         print(f"  end to end, extract_folder, 1 worker (in process), empty cache: {report.wall_seconds:.1f} s wall = "
               f"{report.media_seconds / report.wall_seconds:.1f}x real time")
 
@@ -247,7 +250,7 @@ def per_stage(groups: dict[str, list[Path]], fps: float) -> None:
     from extractors.transcripts import place_segments
 
     t0 = time.perf_counter()
-    extractors = build_extractors(extractor_choices(fps=fps))
+    extractors = ExtractSettings.create(fps=fps).build()
     warm = next(iter(groups.values()))[0]
     media = decode(warm, fps=fps, threads=1)
     segments, _ = place_segments(warm, media, threads=1)
@@ -313,7 +316,8 @@ def main() -> None:
     for label, cache in (("cold", "cache"), ("warm", "cache2")):
         # cold: the first run of a process starts the workers' fork server, which loads the libraries and
         # GloVe once; warm: a second run in the same process reuses that server (fresh workers, empty cache)
-        report = extract_folder(root / "corpus", out, workers=args.workers, fps=args.fps, cache_dir=root / cache)
+        settings = ExtractSettings.create(fps=args.fps, cache_dir=root / cache)
+        report = extract_folder(root / "corpus", out, settings, workers=args.workers)
         print(f"\nend to end, {label}, {args.workers} workers, empty cache: {report.media_seconds:.1f} s of media in "
               f"{report.wall_seconds:.1f} s wall = {report.media_seconds / report.wall_seconds:.1f}x real time "
               f"({len(report.videos)} clips, {report.utterances} utterances, {len(report.failures)} failed)")

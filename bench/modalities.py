@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from data.dataset import load_dataset  # noqa: E402
-from data.torchdata import DialogueDataset  # noqa: E402
+from model.dialogues import DialogueDataset  # noqa: E402
 from model.checkpoint import load_model  # noqa: E402
 from model.config import TrainConfig  # noqa: E402
-from pipeline.train import evaluate, run_training  # noqa: E402
+from pipeline.training.train import evaluate, run_training  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mosi" / "mosi_dev.pkl"
 SMALL_DATA = {"batch_size": 4, "lr": 1e-3, "epochs": 40, "patience": 8, "valid_ratio": 0.1}

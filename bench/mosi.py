@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from data.dataset import load_dataset  # noqa: E402
 from model.metrics import binary_metrics, regression_metrics  # noqa: E402
-from pipeline.runs import plan_runs, run_plan  # noqa: E402
+from pipeline.training.runs import plan_runs, run_plan  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mosi" / "mosi_dev.pkl"
 # Settings for a dataset of ~60 training videos (the paper's batch of 128 would be one step per epoch).

@@ -10,8 +10,8 @@ Measured:
 1. End to end: `python cli.py predict CLIP --checkpoint DIR --format json` in a fresh process, wall time,
    `--repeat` times (the page cache is warm after the first; each process is cold: imports, model and
    extractor loading, everything).
-2. Per stage, in a fresh process driving the same code path (pipeline.predict) with timers: interpreter
-   start-up, imports (cli + pipeline.predict), model load (torch import + 7 checkpoints), extractor build,
+2. Per stage, in a fresh process driving the same code path (pipeline.prediction.predict) with timers: interpreter
+   start-up, imports (cli + pipeline.prediction.predict), model load (torch import + 7 checkpoints), extractor build,
    decode, segments (transcript / Whisper), text, audio, visual (each includes loading its library and
    model on first use), model (7 forward passes), output. Then the same clip again in that process (warm),
    which separates one-time loading from per-clip work, and the copy without transcript (Whisper's model
@@ -74,13 +74,12 @@ def make_checkpoints(folder: Path) -> Path:
     from model.checkpoint import make_checkpoint, save_checkpoint
     from model.config import ModelConfig
     from model.network import MultilogueNet
-    from pipeline.extract import build_extractors, extractor_choices
+    from pipeline.extraction.settings import ExtractSettings
 
-    from extractors import asr
-
-    specs = {m: spec_of(ex) for m, ex in build_extractors(extractor_choices()).items()}
+    settings = ExtractSettings.create()
+    specs = dict(settings.specs)
     dims = [specs[m]["dim"] for m in ("text", "audio", "visual")]
-    specs["asr"] = asr.spec_of(asr.build_transcriber())  # what `cli.py extract` records: the default transcriber
+    specs["asr"] = settings.asr  # what `cli.py extract` records: the default transcriber
     runs = [("regression", None, folder / "regression")] + [("emotion", e, folder / "emotion" / e) for e in EMOTIONS]
     for task, emotion, out in runs:
         out.mkdir(parents=True, exist_ok=True)
@@ -94,8 +93,8 @@ import json, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, {repo!r})
 import cli  # noqa: F401  (what `cli.py predict` imports before it runs)
-from pipeline.predict import Predictor
-from pipeline.predict_output import format_json
+from pipeline.prediction.predict import Predictor
+from pipeline.prediction.output import format_json
 stages = {{"imports": time.perf_counter() - t0}}
 predictor = Predictor({ckpt!r})
 runs = []

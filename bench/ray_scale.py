@@ -68,7 +68,8 @@ def child(backend: str, workers: int, folder: Path, scratch: Path) -> dict:
     """Two extractions (cold, warm) with one configuration; returns their figures as a dict."""
     import contextlib
 
-    from pipeline.extract import extract_folder
+    from pipeline.extraction.folder import extract_folder
+    from pipeline.extraction.settings import ExtractSettings
 
     out: dict = {"backend": backend, "workers": workers}
     with contextlib.ExitStack() as stack:
@@ -83,8 +84,8 @@ def child(backend: str, workers: int, folder: Path, scratch: Path) -> dict:
         for run in ("cold", "warm"):
             done: list[float] = []
             t = time.perf_counter()
-            report = extract_folder(folder, scratch / f"{backend}{workers}-{run}.pkl", cache_dir=scratch / f"cache-{backend}{workers}-{run}",
-                                    workers=workers, ray=ray_address, progress=lambda d, n, **_: d and done.append(time.perf_counter()))
+            settings = ExtractSettings.create(cache_dir=scratch / f"cache-{backend}{workers}-{run}")
+            report = extract_folder(folder, scratch / f"{backend}{workers}-{run}.pkl", settings, workers=workers, ray=ray_address, progress=lambda d, n, **_: d and done.append(time.perf_counter()))
             wall = time.perf_counter() - t
             assert report.ok and report.computed == report.clips, report.failures
             # steady state: from the first clip each worker finished to the last clip (start-up left out)

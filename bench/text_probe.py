@@ -82,8 +82,8 @@ def multilogue(ds: dict, names: list[str], seeds: list[int], workdir: Path) -> d
 
     from extractors import build_extractor as build
     from model.config import TrainConfig
-    from pipeline.import_text import text_dataset
-    from pipeline.train import run_training
+    from pipeline.importers.text import text_dataset
+    from pipeline.training.train import run_training
 
     csv_path = workdir / "mosi_sentences.csv"
     with open(csv_path, "w", newline="", encoding="utf-8") as f:

@@ -23,10 +23,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.dataset import empty_dataset  # noqa: E402
-from data.torchdata import DialogueDataset  # noqa: E402
+from model.dialogues import DialogueDataset  # noqa: E402
 from model.config import ModelConfig  # noqa: E402
 from model.network import MultilogueNet  # noqa: E402
-from pipeline.train import _batches, batch_loss, class_weights  # noqa: E402
+from pipeline.training.train import _batches, batch_loss, class_weights  # noqa: E402
 
 TASKS = ("binary", "regression")
 DIMS = {"text": 300, "audio": 384, "visual": 35}

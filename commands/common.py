@@ -1,5 +1,5 @@
-"""What every subcommand shares: the parser class, the progress bars drawn for the library's progress hook,
-the extractor flags and the up-front check of an output path."""
+"""What every subcommand shares: the parser class, exit codes, the progress bars drawn for the library's progress
+hook and the up-front check of an output path (the options several subcommands take are in commands.options)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ _BARS: set = set()  # progress bars open on stderr: closed before any message, s
 
 
 def progress_bar(desc: str, unit: str, leave: bool = True):
-    """The library's progress hook (data.progress.Progress) drawn as tqdm bars on stderr: a new bar for each new
+    """The library's progress hook (core.progress.Progress) drawn as tqdm bars on stderr: a new bar for each new
     `stage` (titled by it, else `desc`), the figures beside it."""
     from tqdm import tqdm
 
@@ -61,21 +61,9 @@ def terminal_bar(desc: str, unit: str):
     return progress_bar(desc, unit) if sys.stderr.isatty() else None
 
 
-# modality -> the extract flag that chooses its extractor (the values come from the registry)
-EXTRACTOR_FLAGS = (
-    ("text", "--text", "text extractor"),
-    ("audio", "--audio-features", "audio extractor, or an openSMILE feature set"),
-    ("visual", "--visual", "visual extractor (none: leave the modality out)"),
-)
-
-
-def extractor_flag(modality: str) -> str:
-    return next(flag for m, flag, _ in EXTRACTOR_FLAGS if m == modality)
-
-
 def check_output(out: Path, inputs: list[Path], what: str = "-o") -> None:
     """Before any work: the output file can be written and is none of the command's inputs."""
-    from data.fileio import check_writable, refuse_overwrite
+    from core.fileio import check_writable, refuse_overwrite
 
     check_writable(out, what)
     refuse_overwrite(out, inputs, what)

@@ -7,10 +7,14 @@ import sys
 from pathlib import Path
 
 import extractors
-from commands.common import EXTRACTOR_FLAGS, Parser, check_output, progress_bar, terminal_bar
+from commands.common import Parser, check_output, progress_bar, terminal_bar
+from commands.options import add_cache_dir, add_extractor_choices, extractor_paths
+from core.errors import UserError
+from core.options import COUNT, RATIO, SEED, Number, int_list
 from data.dataset import EMOTIONS
-from data.errors import UserError
-from data.options import COUNT, RATIO, SEED, Number, int_list
+
+
+TEXT_CACHE_HELP = "text feature cache (default ~/.cache/multilogue/text-features)"
 
 
 def add_import(sub) -> None:
@@ -31,14 +35,10 @@ def add_import(sub) -> None:
 
 def cmd_import_seed(args) -> int:
     from data.dataset import save_dataset, split_counts
-    from data.seed import import_seed
+    from pipeline.importers.seed import import_seed
 
     check_output(args.out, [args.file])
-    ds = import_seed(args.file, column=args.label_column)
-    if args.text_from_sentences:
-        from pipeline.corpora import sentences_only
-
-        ds = sentences_only(ds, args.text_from_sentences, source=args.file)
+    ds = import_seed(args.file, column=args.label_column, text_from_sentences=args.text_from_sentences)
     save_dataset(ds, args.out)
     counts = split_counts(ds)
     print(f"wrote {args.out}: {len(ds['ID'])} videos, train {counts['train'][0]} videos/{counts['train'][1]} utterances, test {counts['test'][0]}/{counts['test'][1]}")
@@ -65,7 +65,7 @@ def add_import_csd(isub) -> None:
 
 
 def cmd_import_csd(args) -> int:
-    from data.csd import import_csd
+    from pipeline.importers.csd import import_csd
     from data.dataset import save_dataset
 
     if args.folds is not None and (args.test_ratio is not None or args.seed is not None):
@@ -85,8 +85,6 @@ def cmd_import_csd(args) -> int:
 
 
 def add_import_text(isub) -> None:
-    from extractors import available
-
     s = isub.add_parser(
         "text",
         help="a CSV of utterances (video,speaker,text[,start,end][,labels][,split]): text features only",
@@ -98,11 +96,10 @@ def add_import_text(isub) -> None:
     )
     s.add_argument("file", type=Path, help="the CSV (UTF-8, header row)")
     s.add_argument("-o", "--out", type=Path, required=True, help="dataset file to write")
-    s.add_argument("--text", default="glove", choices=available("text")["text"], help="text extractor")
-    s.add_argument("--glove", type=Path, default=None, help="with --text glove: a GloVe/word2vec text file instead of the packaged 6B 50-d")
+    add_extractor_choices(s, ("text",))
     s.add_argument("--test-ratio", type=RATIO, default=0.2, help="share of videos in test, for videos without a split value")
     s.add_argument("--seed", type=SEED, default=0, help="seed of the split")
-    s.add_argument("--cache-dir", type=Path, default=None, help="text feature cache (default ~/.cache/multilogue/text-features)")
+    add_cache_dir(s, TEXT_CACHE_HELP)
     s.set_defaults(func=cmd_import_text)
 
 
@@ -110,15 +107,12 @@ def cmd_import_text(args) -> int:
     import numpy as np
 
     from data.dataset import split_counts
-    from pipeline.import_text import import_text
+    from pipeline.importers.text import import_text
 
-    params = {}
-    if args.glove is not None:
-        if args.text != "glove":
-            raise UserError("--glove only applies with --text glove")
-        if not args.glove.is_file():
-            raise UserError(f"--glove {args.glove}: no such file; pass a GloVe or word2vec text file")
-        params["path"] = str(args.glove)
+    from pipeline.extraction.settings import extractor_choices
+
+    # the text extractor and its options, checked as extract checks them (audio and visual are absent here)
+    _, params = extractor_choices(args.text, **extractor_paths(args))["text"]
     progress = terminal_bar("text features", "chunk")
     ds = import_text(args.file, args.out, text=args.text, text_params=params, test_ratio=args.test_ratio, seed=args.seed,
                      cache_dir=args.cache_dir, progress=progress)
@@ -131,7 +125,6 @@ def cmd_import_text(args) -> int:
 
 
 def add_import_corpora(isub) -> None:
-    text_kw = dict(default="glove", choices=extractors.choices("text"), help="text extractor")
     m = isub.add_parser("meld", help="MELD (multi-party dialogues from Friends; 7 emotions, 3 sentiments): its CSVs, and its clips if you have them",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                         description="Text only from the CSVs; with --clips (MELD.Raw's dia<D>_utt<U>.mp4) all three modalities. "
@@ -140,15 +133,14 @@ def add_import_corpora(isub) -> None:
     m.add_argument("--test", type=Path, nargs="*", default=[], help="CSVs for the test split, e.g. dev_sent_emo.csv")
     m.add_argument("--clips", type=Path, default=None, help="folder of MELD's utterance clips (dia<D>_utt<U>.mp4)")
     m.add_argument("-o", "--out", type=Path, required=True, help="dataset file to write")
-    m.add_argument("--text", **text_kw)
     _add_media_options(m)
     m.set_defaults(func=cmd_import_meld)
     g = isub.add_parser("goemotions", help="GoEmotions (Reddit comments, Ekman's six + neutral): the folder of train/dev/test.tsv",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g.add_argument("folder", type=Path)
     g.add_argument("-o", "--out", type=Path, required=True, help="dataset file to write")
-    g.add_argument("--text", **text_kw)
-    g.add_argument("--cache-dir", type=Path, default=None, help="text feature cache (default ~/.cache/multilogue/text-features)")
+    add_extractor_choices(g, ("text",), options=False)
+    add_cache_dir(g, TEXT_CACHE_HELP)
     g.set_defaults(func=cmd_import_goemotions)
     r = isub.add_parser("ravdess", help="RAVDESS acted emotional speech: the folder of Actor_*/ clips (emotion in the file name)",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -157,31 +149,31 @@ def add_import_corpora(isub) -> None:
     r.add_argument("folder", type=Path)
     r.add_argument("-o", "--out", type=Path, required=True, help="dataset file to write")
     r.add_argument("--test-actors", type=_actors, default=[19, 20], metavar="N,N", help="actors held out as the test split (1..24)")
-    r.add_argument("--text", **text_kw)
     _add_media_options(r)
     r.set_defaults(func=cmd_import_ravdess)
 
 
 def _add_media_options(p) -> None:
-    for modality, flag, what in EXTRACTOR_FLAGS:
-        if modality != "text":
-            p.add_argument(flag, default=extractors.default_choice(modality), choices=extractors.choices(modality), help=what)
+    add_extractor_choices(p, options=False)
     p.add_argument("--workers", type=COUNT, default=None, help="extraction worker processes (default: all cores)")
-    p.add_argument("--cache-dir", type=Path, default=None, help="feature cache (default beside the output)")
+    add_cache_dir(p, "feature cache (default beside the output)")
 
 
 def cmd_import_meld(args) -> int:
-    from pipeline.corpora import import_meld
+    from pipeline.extraction.settings import ExtractSettings
+    from pipeline.importers.corpora import import_meld
 
-    media = {"audio": args.audio_features, "visual": args.visual, "workers": args.workers}
+    settings = None
+    if args.clips is not None:
+        settings = ExtractSettings.create(args.text, args.audio_features, args.visual, cache_dir=args.cache_dir)
     ds = import_meld(args.train, args.out, test=args.test, clips=args.clips, text=args.text, cache_dir=args.cache_dir,
-                     extract_options=media, progress=terminal_bar("import", "step"))
+                     settings=settings, workers=args.workers, progress=terminal_bar("import", "step"))
     _print_import(args.out, ds)
     return 0
 
 
 def cmd_import_goemotions(args) -> int:
-    from pipeline.corpora import import_goemotions
+    from pipeline.importers.corpora import import_goemotions
 
     ds = import_goemotions(args.folder, args.out, text=args.text, cache_dir=args.cache_dir,
                            progress=terminal_bar("text features", "chunk"))
@@ -191,10 +183,12 @@ def cmd_import_goemotions(args) -> int:
 
 def cmd_import_ravdess(args) -> int:
     from data.dataset import load_dataset
-    from pipeline.corpora import import_ravdess
+    from pipeline.extraction.settings import ExtractSettings
+    from pipeline.importers.corpora import import_ravdess
 
-    report = import_ravdess(args.folder, args.out, test_actors=tuple(args.test_actors), text=args.text, audio=args.audio_features,
-                            visual=args.visual, workers=args.workers, cache_dir=args.cache_dir, progress=progress_bar("extract", "clip"))
+    settings = ExtractSettings.create(args.text, args.audio_features, args.visual, cache_dir=args.cache_dir)
+    report = import_ravdess(args.folder, args.out, settings, test_actors=tuple(args.test_actors), workers=args.workers,
+                            progress=progress_bar("extract", "clip"))
     _print_import(args.out, load_dataset(report.out))
     for f in report.failures:
         print(f"  failed {f['clip']}: {f['reason']}", file=sys.stderr)

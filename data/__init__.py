@@ -1,4 +1,10 @@
-"""The dataset: schema, safe save/load, importers and the torch Dataset."""
+"""The dataset format: its schema and validation (data.schema), safe save and load of our dict and of the seed's
+9-tuple pickle (data.dataset, data.seed), merging datasets (data.merge) and the one seeded split of videos
+(data.splits).
+
+Imports only core/: extractors/, model/ and pipeline/ build on it. Importers that turn other corpora and formats
+into datasets live in pipeline.importers; the torch Dataset over it in model.dialogues.
+"""
 
 from data.dataset import (
     EMOTIONS,
@@ -11,17 +17,12 @@ from data.dataset import (
     save_dataset,
     validate_dataset,
 )
-from data.errors import CheckpointError, DatasetError, ExtractionError, UserError
 
 __all__ = [
     "EMOTIONS",
     "FORMAT_VERSION",
     "LABEL_COLUMNS",
     "MODALITIES",
-    "CheckpointError",
-    "DatasetError",
-    "ExtractionError",
-    "UserError",
     "empty_dataset",
     "feature_dims",
     "load_dataset",

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.errors import DatasetError
-from data.fileio import atomic_write_bytes, input_file, safe_load_pickle
+from core.errors import DatasetError
+from core.fileio import atomic_write_bytes, input_file, safe_load_pickle
 from data.seed import from_seed_tuple
 from data.schema import (  # noqa: F401  (re-exported)
     EMOTIONS, FEATURE_KEYS, FORMAT_VERSION, KEYS, LABEL_COLUMNS, MAX_DIM, MODALITIES, PER_VIDEO_KEYS, PRESENT, SENTIMENT_LIMIT,

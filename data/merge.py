@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from data.dataset import FEATURE_KEYS, MODALITIES, PER_VIDEO_KEYS, PRESENT, empty_dataset, presence, validate_dataset
-from data.errors import DatasetError
+from core.errors import DatasetError
 
 NONE = "none"
 

@@ -19,8 +19,8 @@ words, a corpus of transcripts) are stored as zero rows with `present` False; mo
 modality of width 0 is absent everywhere. Format 1 files had no `present`: they validate with every modality
 present (where its width is not 0).
 
-This module imports nothing of the project but data.errors: data.dataset (save/load) and the importers
-(data.seed, data.csd, ...) all build on it, and none of them on each other.
+This module imports nothing of the project but core/: data.dataset (save/load) and the importers
+(data.seed, pipeline.importers.csd, ...) all build on it, and none of them on each other.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from data.errors import DatasetError
+from core.errors import DatasetError
+from core.options import MAX_DIM  # noqa: F401  (the format's width limit, re-exported)
 
 FORMAT_VERSION = 2  # 2: per-utterance presence of each modality
 LABEL_COLUMNS = ("sentiment", "happiness", "sadness", "anger", "surprise", "disgust", "fear")
@@ -41,7 +42,6 @@ KEYS = ("ID", *PER_VIDEO_KEYS, "train", "test", "meta")
 PRESENT = "present"  # optional on load (format 1 had none); always written
 
 
-MAX_DIM = 1 << 16  # no feature set or layer here is anywhere near this wide; a bigger number is a broken file
 SENTIMENT_LIMIT = 3 + 1e-4  # float32 scores written as exactly +-3 may land a hair outside
 
 

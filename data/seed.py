@@ -1,4 +1,5 @@
-"""Import the seed's 9-tuple pickles into the dataset dict.
+"""The seed's 9-tuple pickle format, converted to the dataset dict (load_dataset reads such files as they are;
+`cli.py import seed` is pipeline.importers.seed).
 
 The seed stored `(videoIDs, videoSpeakers, videoLabels, videoText, videoAudio, videoVisual,
 videoSentence, trainVid, testVid)`, the first seven dicts keyed by video id. Labels are either float
@@ -7,13 +8,12 @@ sentiment scores in [-3, 3] or integer classes (0/1); speakers are any tokens ('
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from data.schema import FORMAT_VERSION, LABEL_COLUMNS, validate_dataset
-from data.errors import DatasetError
+from core.errors import DatasetError
 
 SEED_FIELDS = ("videoIDs", "videoSpeakers", "videoLabels", "videoText", "videoAudio", "videoVisual", "videoSentence", "trainVid", "testVid")
 
@@ -92,15 +92,3 @@ def from_seed_tuple(obj: Sequence, source: Any = "seed pickle", column: str = "s
     }
     return validate_dataset(ds, source)
 
-
-def import_seed(path: str | Path, column: str = "sentiment") -> dict:
-    """Read a seed 9-tuple pickle safely and convert it."""
-    from data.fileio import input_file, safe_load_pickle
-
-    path = input_file(path, error=DatasetError, fix="pass the seed's .pkl file")
-    obj = safe_load_pickle(path)
-    if isinstance(obj, dict):
-        raise DatasetError(f"{path}: already a dataset dict, not a seed 9-tuple; use it directly with `train --data`")
-    if not isinstance(obj, (tuple, list)):
-        raise DatasetError(f"{path}: holds a {type(obj).__name__}, not the seed's 9-tuple")
-    return from_seed_tuple(obj, source=path, column=column)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 from typing import Iterable
 
+SPLITS = ("train", "test")  # the splits a video may be given (labels.csv, a text CSV's split column)
+
 
 def _unit(purpose: str, seed: int, video: str) -> float:
     digest = hashlib.sha256(f"{purpose}\0{seed}\0{video}".encode()).digest()
@@ -33,3 +35,9 @@ def hash_split(videos: Iterable[str], ratio: float, seed: int, purpose: str, fix
             held.discard(max(free, key=score.__getitem__))
     held |= {v for v, h in fixed.items() if h}
     return [v for v in videos if v not in held], [v for v in videos if v in held]
+
+
+def split_videos(video_ids: list[str], test_ratio: float, seed: int, fixed: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
+    """(train, test) lists of video ids: videos with a split in `fixed` (e.g. from labels.csv: "train" or "test")
+    keep it; the others go by hash_split, so a video stays on its side when other clips are added or fail."""
+    return hash_split(video_ids, test_ratio, seed, "test", {v: s == "test" for v, s in (fixed or {}).items()})

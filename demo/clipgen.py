@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from extractors.base import Segment
+from extractors.media import AUDIO_SUFFIXES
 
 SR = 16_000
-AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".m4a", ".ogg")
 PYFEAT_DATA = "feat/tests/data"
 
 

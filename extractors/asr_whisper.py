@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from data.errors import UserError
+from core.errors import UserError
 from extractors.asr import Word, cut_utterances, normalise, package_version, to_segments
 from extractors.base import SAMPLE_RATE, Segment
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from data.errors import ExtractionError
+from core.errors import ExtractionError
 from extractors.base import Media, Segment, segment_audio
 
 log = logging.getLogger(__name__)

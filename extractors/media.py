@@ -26,11 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from data.errors import ExtractionError
+from core.errors import ExtractionError
 from extractors.base import SAMPLE_RATE, Media
 
 log = logging.getLogger(__name__)
 
+# the files a clip may be: what `decode` reads, and what extraction, predict and the server accept
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mpg", ".mpeg", ".avi", ".mkv", ".webm", ".flv")
+AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".m4a", ".ogg")
+CLIP_SUFFIXES = VIDEO_SUFFIXES + AUDIO_SUFFIXES
 DEFAULT_FPS = 5.0
 DEFAULT_MAX_SIDE = 640
 

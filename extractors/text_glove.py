@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from data.errors import ExtractionError
+from core.errors import ExtractionError
 from extractors.base import Media, Segment
 
 if TYPE_CHECKING:  # gensim is heavy: imported only when vectors are loaded

@@ -19,7 +19,7 @@ involved.
   loaded once per process and shared by every instance (each sets its max_seq_length for its encode).
 - Fork safety: a process that will fork must not have run torch with more than one thread (GNU OpenMP's pool
   does not survive fork: a child then hangs in its first parallel op). The extraction fork server
-  (pipeline._preload) therefore sets one thread before it loads the model.
+  (pipeline.extraction.pool) runs no torch op at all: it only imports the libraries.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from data.errors import ExtractionError
+from core.errors import ExtractionError
 from extractors.base import Media, Segment
 from extractors.minilm_encoder import MiniLMEncoder
 

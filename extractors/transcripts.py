@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from data.dataset import LABEL_COLUMNS, label_problem
-from data.errors import ExtractionError
-from data.fileio import input_file
+from core.errors import ExtractionError
+from core.fileio import input_file
 from extractors.base import Segment
 
 log = logging.getLogger(__name__)

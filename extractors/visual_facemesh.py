@@ -45,7 +45,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from data.errors import ExtractionError
+from core.errors import ExtractionError
 from extractors.base import Media, Segment, segment_frames
 from extractors.media import DEFAULT_FPS, DEFAULT_MAX_SIDE
 

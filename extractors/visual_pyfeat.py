@@ -36,7 +36,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from data.errors import ExtractionError
+from core.errors import ExtractionError
 from extractors.base import Media, Segment
 from extractors.media import DEFAULT_FPS, DEFAULT_MAX_SIDE
 from extractors.visual_facemesh import per_utterance

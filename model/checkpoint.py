@@ -12,11 +12,12 @@ before they are imported.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from data.errors import CheckpointError
-from data.fileio import atomic_path, input_file
+from core.errors import CheckpointError
+from core.fileio import atomic_path, input_file
 from data.schema import MAX_DIM, MODALITIES, dim_differences
 
 if TYPE_CHECKING:
@@ -98,14 +99,12 @@ def default_checkpoint() -> Path:
     raise CheckpointError(f"no --checkpoint given, no shipped model in {SHIPPED}/ and no trained model in {DEFAULT_RUN}/; {TRAIN_HINT}")
 
 
-def checkpoint_files(path: str | Path | None) -> list[Path]:
-    """The one resolver of --checkpoint: the models a path names, sorted.
-
-    None: default_checkpoint(). A file: itself (a regular file; a FIFO or a broken link is refused before
-    anything opens it). A folder: its own checkpoint.pt when it has one (a run, or an ensemble whose members lie
-    below it), else every checkpoint.pt below it that is not inside another model's folder. CheckpointError
-    naming the path and the fix when there is none."""
-    path = default_checkpoint() if path is None else Path(path)
+def checkpoint_files(path: str | Path) -> list[Path]:
+    """The models a path names, sorted: a file is itself (a regular file; a FIFO or a broken link is refused
+    before anything opens it); a folder gives its own checkpoint.pt when it has one (a run, or an ensemble whose
+    members lie below it), else every checkpoint.pt below it that is not inside another model's folder.
+    CheckpointError naming the path and the fix when there is none."""
+    path = Path(path)
     if path.is_dir():
         found = sorted(path.rglob(CHECKPOINT_NAME))
         if not found:
@@ -115,6 +114,25 @@ def checkpoint_files(path: str | Path | None) -> list[Path]:
     if not path.exists() and not path.is_symlink():
         raise CheckpointError(f"--checkpoint {path}: no such file or folder; {TRAIN_HINT}")
     return [input_file(path, "--checkpoint", error=CheckpointError)]
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """What a --checkpoint names, resolved once: `root` is the folder given (a file's own folder; the shipped
+    model or runs/demo without --checkpoint) and `files` the checkpoint.pt files under it."""
+
+    root: Path
+    files: tuple[Path, ...]
+
+
+def locate_models(path: "str | Path | ModelFiles | None") -> ModelFiles:
+    """The one resolver of --checkpoint (None: default_checkpoint()); already located models pass through.
+    CheckpointError (before torch loads anything) when there is no model there."""
+    if isinstance(path, ModelFiles):
+        return path
+    path = default_checkpoint() if path is None else Path(path)
+    files = checkpoint_files(path)
+    return ModelFiles(path if path.is_dir() else path.parent, tuple(files))
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -153,7 +171,10 @@ def load_state(path: str | Path, what: str = "checkpoint", fix: str = "pass a ch
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    path = resolve_checkpoint(path)
+    """The checkpoint dict of a checkpoint.pt (or of a folder holding one model), checked; CheckpointError in one line."""
+    path = Path(path)
+    if not path.is_file():  # a file located already is read as it is; a folder or a missing path is resolved
+        path = resolve_checkpoint(path)
     ckpt = load_state(path, "Multilogue checkpoint")
     if not isinstance(ckpt, dict) or "model_config" not in ckpt or ("state_dict" not in ckpt and "members" not in ckpt):
         raise CheckpointError(f"{path}: not a Multilogue checkpoint (no model_config/state_dict); pass a checkpoint.pt written by `cli.py train`")
@@ -170,7 +191,8 @@ def checkpoint_problem(ckpt: dict) -> str | None:
     """What is wrong with a loaded checkpoint dict's contents, or None (the boundary check of read_checkpoint)."""
     import torch
 
-    from model.tasks import EMOTIONS, TASKS
+    from data.schema import EMOTIONS
+    from model.tasks import TASKS
 
     task = ckpt.get("task")
     if task not in TASKS:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from model.tasks import TASK_NAMES, get_task
-
-TASKS = TASK_NAMES
+from model.tasks import get_task
 
 
 def _known(cls, values: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Multilogue-Net: per-modality party/global/emotion recurrences, pairwise attention fusion, task heads.
 
-Equations (DESIGN.md), per dialogue of T utterances and P parties, for modality m with utterance
-features u_t and context features c_t (the text features):
+Equations (Shenoy & Sardana 2020, arXiv 2002.08267, in our words; README "The model"), per dialogue of T
+utterances and P parties, for modality m with utterance features u_t and context features c_t (the text
+features):
 
     g_t  = GRU_G([c_t ; q_{spk,t-1}], g_{t-1})                 global state        (dropout)
     a_t  = sum_{j<t} softmax_j(w . g_j) g_j                     attention over history (0 at t=1)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from data.schema import EMOTIONS, LABEL_COLUMNS
 from model import metrics as M
 
 # torch is imported inside the methods that compute: the CLI builds its parser from TASK_NAMES, and `cli.py
@@ -36,8 +37,6 @@ from model import metrics as M
 if TYPE_CHECKING:
     import torch
 
-LABEL_COLUMNS = ("sentiment", "happiness", "sadness", "anger", "surprise", "disgust", "fear")  # = data.dataset.LABEL_COLUMNS
-EMOTIONS = LABEL_COLUMNS[1:]
 EMOTION_CLASSES = ("neutral", *EMOTIONS)
 
 

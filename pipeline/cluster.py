@@ -9,7 +9,7 @@ one-line errors.
 `local` starts a Ray instance on this machine for the duration of the block, bound to 127.0.0.1 only, and
 stops it afterwards. `auto` joins the cluster this machine's `ray start` joined last (or RAY_ADDRESS);
 HOST:PORT joins the cluster whose head listens there. Joining never stops the cluster. The job's workers
-receive this checkout's packages (data, extractors, model, pipeline; a Ray runtime environment), so they run
+receive this checkout's packages (core, data, extractors, model, pipeline; a Ray runtime environment), so they run
 the driver's code; the Python packages of requirements.txt must be installed on every node. (In a process
 already connected to Ray, that connection is used as it is, and its workers must have the packages.)
 
@@ -19,7 +19,6 @@ Ray is a heavy import (about a second): it is imported here, inside the function
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import os
 import socket
@@ -28,12 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from data.errors import UserError
+from core.errors import UserError
+from core.network import is_loopback
 
 log = logging.getLogger(__name__)
 
 LOCAL = "local"
-PACKAGES = ("data", "extractors", "model", "pipeline")
+PACKAGES = ("core", "data", "extractors", "model", "pipeline")
 # Ray turns a loopback node address into the machine's outward one unless it believes clusters are off (its
 # switch for Windows and macOS); with it off, a private instance binds and registers on 127.0.0.1 only.
 _LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -66,15 +66,6 @@ def parse_address(address: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise UserError(f"--ray {address}: expected auto or HOST:PORT (e.g. 10.0.0.5:6379), or no address to start Ray on this machine")
     return host, int(port)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _auto_address() -> str:
@@ -137,7 +128,7 @@ def ray_cluster(address: str | None = LOCAL, *, num_cpus: int | None = None, num
         raise UserError(f"--workers {num_cpus}: must be >= 1")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    _set_loopback(head is None or _is_loopback(parse_address(head)[0]))
+    _set_loopback(head is None or is_loopback(parse_address(head)[0]))
     try:
         import ray
         from ray import exceptions as rex

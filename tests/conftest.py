@@ -25,9 +25,10 @@ def served_models(tmp_path_factory):
     if not tools_available():
         pytest.skip("needs ffmpeg and espeak-ng on PATH")
     from model.config import TrainConfig
-    from pipeline.extract import extract_folder
-    from pipeline.predict import Predictor
-    from pipeline.train import run_training
+    from pipeline.extraction.folder import extract_folder
+    from pipeline.extraction.settings import ExtractSettings
+    from pipeline.prediction.predict import Predictor
+    from pipeline.training.train import run_training
 
     lines = [("I love this wonderful day", 2.5, 3.0), ("this is terrible and I hate it", -2.5, 0.0),
              ("what a lovely surprise", 2.0, 2.0), ("I feel awful and sad", -2.0, 0.0)]
@@ -40,7 +41,7 @@ def served_models(tmp_path_factory):
         segs = make_clip(corpus / f"c{i}.mp4", [t for t, _, _ in said[:3]], faces[i % 2], gap=0.3)
         rows = ["start,end,speaker,text,sentiment,happiness"] + [f"{s.start:.3f},{s.end:.3f},A,{t},{v},{h}" for s, (t, v, h) in zip(segs, said)]
         (corpus / f"c{i}.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    extract_folder(corpus, root / "data.pkl", workers=1, cache_dir=root / "cache", test_ratio=0.34)
+    extract_folder(corpus, root / "data.pkl", ExtractSettings.create(cache_dir=root / "cache"), workers=1, test_ratio=0.34)
     tiny = {"d_global": 8, "d_party": 8, "d_emotion": 8, "d_hidden": 8}
     runs = root / "runs"
     for task, emotion, out in (("regression", None, runs / "regression"), ("emotion", "happiness", runs / "emotion" / "happiness")):

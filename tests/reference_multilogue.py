@@ -1,4 +1,5 @@
-"""A literal, slow transcription of Multilogue-Net's equations (DESIGN.md), for checking the fast model.
+"""A literal, slow transcription of Multilogue-Net's equations (model/network.py's docstring), for checking the
+fast model.
 
 It follows the seed's structure step by step: every party goes through GRU_P and is masked afterwards,
 attention is a softmax over the stacked history, padded steps are computed, backward sequences are
@@ -26,7 +27,7 @@ def no_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
 def reference_cell(cell, U: torch.Tensor, C: torch.Tensor, qmask: torch.Tensor, pres: torch.Tensor | None = None,
                    drop=no_dropout, p: float = 0.0) -> torch.Tensor:
     """U (T,B,d), C (T,B,d_ctx), qmask (T,B,P), pres (T,B) bool or None -> e (T,B,d_e). drop(x, p) is applied to
-    each new global, party and emotion state (the recurrent dropout, DESIGN.md steps 1, 3, 4)."""
+    each new global, party and emotion state (the recurrent dropout, steps g, q and e of the equations)."""
     T, B, P = qmask.shape
     if pres is not None:  # dialogue by dialogue, only the present steps, the states carried over the others
         out = U.new_zeros(T, B, cell.e_cell.hidden_size)

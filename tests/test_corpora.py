@@ -12,6 +12,7 @@ import pytest
 import cli
 from data.dataset import load_dataset
 from demo.clipgen import astronaut, make_clip, tools_available
+from pipeline.extraction.settings import ExtractSettings
 from tests.synthetic import SHARED_DATA
 
 MELD = SHARED_DATA / "meld"
@@ -35,7 +36,7 @@ def meld_sample(tmp_path: Path, source: str, dialogues: int) -> Path:
 
 @needs_meld
 def test_import_meld_text(tmp_path, capsys):
-    from pipeline.corpora import read_meld
+    from pipeline.importers.corpora import read_meld
 
     train = meld_sample(tmp_path, "train_sent_emo.csv", 3)
     dev = meld_sample(tmp_path, "dev_sent_emo.csv", 2)
@@ -84,10 +85,10 @@ def test_import_meld_with_clips_extracts_each_utterance_and_regroups_dialogues(t
     clips = tmp_path / "clips"
     for t, _, _, _, d, u in rows[:3]:  # dia1_utt0 is missing: left out with a warning
         make_clip(clips / f"dia{d}_utt{u}.mp4", [t], astronaut())
-    from pipeline.corpora import import_meld
+    from pipeline.importers.corpora import import_meld
 
-    ds = import_meld([csv_path], tmp_path / "m.pkl", clips=clips, extract_options={"audio": "mfcc", "workers": 1},
-                     cache_dir=tmp_path / "cache")
+    settings = ExtractSettings.create(audio="mfcc", cache_dir=tmp_path / "cache")
+    ds = import_meld([csv_path], tmp_path / "m.pkl", clips=clips, settings=settings, workers=1, cache_dir=tmp_path / "cache")
     assert ds["ID"] == ["train_sent_emo/dia0"]
     vid = ds["ID"][0]
     assert ds["speakers"][vid] == ["Ross", "Rachel", "Ross"] and ds["sentence_in_text"][vid] == [r[0] for r in rows[:3]]
@@ -97,7 +98,7 @@ def test_import_meld_with_clips_extracts_each_utterance_and_regroups_dialogues(t
 
 @pytest.mark.skipif(not (SHARED_DATA / "goemotions").is_dir(), reason="../shared/data/goemotions not present")
 def test_import_goemotions_sample(tmp_path):
-    from pipeline.corpora import import_goemotions
+    from pipeline.importers.corpora import import_goemotions
 
     ds = import_goemotions(SHARED_DATA / "goemotions", tmp_path / "ge.pkl", cache_dir=tmp_path / "c", limit=40)
     assert len(ds["train"]) == 80 and len(ds["test"]) == 40
@@ -122,9 +123,9 @@ def test_import_ravdess_sample(tmp_path):
     for p in picks:
         (src / p).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(SHARED_DATA / "ravdess" / p, src / p)
-    from pipeline.corpora import import_ravdess
+    from pipeline.importers.corpora import import_ravdess
 
-    report = import_ravdess(src, tmp_path / "r.pkl", audio="mfcc", visual="none", workers=1, cache_dir=tmp_path / "cache")
+    report = import_ravdess(src, tmp_path / "r.pkl", ExtractSettings.create(audio="mfcc", visual="none", cache_dir=tmp_path / "cache"), workers=1)
     assert report.ok
     ds = load_dataset(tmp_path / "r.pkl")
     assert sorted(ds["test"]) == ["Actor_19/03-01-03-01-01-02-19", "Actor_19/03-01-08-02-02-01-19"]

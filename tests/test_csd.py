@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import cli
-from data.align import overlap_mean, words_in_segments
-from data.csd import import_csd
+from pipeline.importers.align import overlap_mean, words_in_segments
+from pipeline.importers.csd import import_csd
 from data.dataset import LABEL_COLUMNS, load_dataset
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -252,7 +252,7 @@ def test_real_mosi_opinion_labels(tmp_path):
 
 @pytest.mark.skipif(not (SHARED / "mosi" / "mosi_dev.pkl").exists(), reason="real data not present (../shared/data)")
 def test_real_mosi_labels_with_folds_match_an_independent_release(tmp_path):
-    from data.fileio import safe_load_pickle
+    from core.fileio import safe_load_pickle
 
     seed = safe_load_pickle(SHARED / "mosi" / "mosi_dev.pkl")  # the seed's 9-tuple: labels [2], train [7], test [8]
     folds = tmp_path / "folds.json"
@@ -365,7 +365,7 @@ def test_user_errors_exit_2_with_one_line(tmp_path, capsys, case):
 
 # ---------------------------------------------------------------- the whole path: import, then train
 def test_import_then_train_one_epoch(tmp_path):
-    train_mod = pytest.importorskip("pipeline.train", reason="pipeline/train.py not available yet")
+    train_mod = pytest.importorskip("pipeline.training.train", reason="pipeline/training/train.py not available yet")
     from model.config import TrainConfig
 
     rng = np.random.default_rng(0)

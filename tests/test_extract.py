@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from data.dataset import load_dataset
-from data.errors import UserError
+from core.errors import UserError
 from demo.clipgen import astronaut, make_clip, make_silent_video, tools_available
 
 pytestmark = pytest.mark.skipif(not tools_available(), reason="needs ffmpeg and espeak-ng on PATH")
@@ -59,10 +59,11 @@ def corpus(tmp_path_factory):
                                        "talk/dialogue,1,3,1.5,test\nlabelled,0,1,,train\n", encoding="utf-8")
     out = root / "out" / "dataset.pkl"
     calls = []
-    from pipeline.extract import extract_folder
+    from pipeline.extraction.folder import extract_folder
+    from pipeline.extraction.settings import ExtractSettings
 
-    report = extract_folder(
-        folder, out, workers=1, cache_dir=root / "cache", progress=lambda d, t, **k: calls.append((d, t, k)))
+    settings = ExtractSettings.create(cache_dir=root / "cache")
+    report = extract_folder(folder, out, settings, workers=1, progress=lambda d, t, **k: calls.append((d, t, k)))
     return {"folder": folder, "out": out, "report": report, "ds": load_dataset(out), "spans": spans, "cues": cues, "calls": calls, "root": root}
 
 
@@ -124,7 +125,7 @@ def test_labels_from_transcript_csv_and_labels_csv(corpus):
 
 
 def test_extract_then_train_one_epoch(corpus, tmp_path):
-    train = pytest.importorskip("pipeline.train", reason="pipeline/train.py is not there yet")
+    train = pytest.importorskip("pipeline.training.train", reason="pipeline/training/train.py is not there yet")
     from model.config import TrainConfig
 
     ds = load_dataset(corpus["out"])
@@ -137,9 +138,11 @@ def test_extract_then_train_one_epoch(corpus, tmp_path):
 
 
 def test_rerun_is_all_cached(corpus, tmp_path):
-    from pipeline.extract import extract_folder
+    from pipeline.extraction.folder import extract_folder
+    from pipeline.extraction.settings import ExtractSettings
 
-    report = extract_folder(corpus["folder"], tmp_path / "again.pkl", workers=1, cache_dir=corpus["root"] / "cache")
+    settings = ExtractSettings.create(cache_dir=corpus["root"] / "cache")
+    report = extract_folder(corpus["folder"], tmp_path / "again.pkl", settings, workers=1)
     assert report.cached == 5 and report.computed == 0
     again = load_dataset(tmp_path / "again.pkl")
     for vid in corpus["ds"]["ID"]:
@@ -196,7 +199,8 @@ def test_user_errors_exit_2(tmp_path, capsys):
     assert cli("extract", tmp_path / "empty", "--glove", tmp_path / "nope.txt") == 2
     assert "no clips found" in capsys.readouterr().err
     with pytest.raises(UserError, match=r"--test-ratio: 1.5 is out of range; give a number in \[0, 1\)"):
-        from pipeline.extract import extract_folder
+        from pipeline.extraction.folder import extract_folder
+        from pipeline.extraction.settings import ExtractSettings
 
         extract_folder(tmp_path / "empty", tmp_path / "ds.pkl", test_ratio=1.5)
 
@@ -211,25 +215,29 @@ def small(tmp_path):
 
 
 def test_resume_uses_finished_clips_and_recovers_from_bad_cache(small, tmp_path):
-    from pipeline.extract import extract_folder
+    from pipeline.extraction.folder import extract_folder
+    from pipeline.extraction.settings import ExtractSettings
 
     cache = tmp_path / "cache"
     later = small / "c3.wav"
     later.rename(tmp_path / "c3.wav")
-    first = extract_folder(small, tmp_path / "a.pkl", workers=1, cache_dir=cache, visual="none", audio_features="mfcc")
+    settings = ExtractSettings.create(cache_dir=cache, visual="none", audio="mfcc")
+    first = extract_folder(small, tmp_path / "a.pkl", settings, workers=1)
     assert first.computed == 3
     (tmp_path / "c3.wav").rename(later)
     entries = sorted(cache.rglob("*.npz"))
     assert len(entries) == 3
     entries[0].write_bytes(entries[0].read_bytes()[:100])  # a torn entry (say, a disk that filled up)
     (entries[1].parent / ".stale.npz.tmp").write_bytes(b"left by kill -9")  # temp file of an interrupted write
-    second = extract_folder(small, tmp_path / "b.pkl", workers=1, cache_dir=cache, visual="none", audio_features="mfcc")
+    settings = ExtractSettings.create(cache_dir=cache, visual="none", audio="mfcc")
+    second = extract_folder(small, tmp_path / "b.pkl", settings, workers=1)
     assert (second.cached, second.computed) == (2, 2)
     a, b = load_dataset(tmp_path / "a.pkl"), load_dataset(tmp_path / "b.pkl")
     for vid in a["ID"]:
         np.testing.assert_array_equal(a["audio_feat"][vid], b["audio_feat"][vid])
     (small / "c0.txt").write_text("a changed transcript\n", encoding="utf-8")
-    third = extract_folder(small, tmp_path / "c.pkl", workers=1, cache_dir=cache, visual="none", audio_features="mfcc")
+    settings = ExtractSettings.create(cache_dir=cache, visual="none", audio="mfcc")
+    third = extract_folder(small, tmp_path / "c.pkl", settings, workers=1)
     assert (third.cached, third.computed) == (3, 1)  # the transcript is part of the key
 
 
@@ -246,9 +254,10 @@ def test_kill_9_then_rerun_loses_nothing(small, tmp_path):
     proc.wait()
     done = len(list(cache.rglob("*.npz")))
     assert done >= 1 and not out.exists()
-    from pipeline.extract import extract_folder
+    from pipeline.extraction.folder import extract_folder
+    from pipeline.extraction.settings import ExtractSettings
 
-    report = extract_folder(small, out, workers=1, cache_dir=cache, visual="none", audio_features="mfcc")
+    report = extract_folder(small, out, ExtractSettings.create(cache_dir=cache, visual="none", audio="mfcc"), workers=1)
     assert report.ok and report.cached >= done and report.cached + report.computed == 8
 
 
@@ -332,10 +341,13 @@ def test_outputs_never_replace_inputs_and_are_checked_first(small, tmp_path, cap
 
 
 def test_two_workers_match_one(small, tmp_path):
-    from pipeline.extract import extract_folder
+    from pipeline.extraction.folder import extract_folder
+    from pipeline.extraction.settings import ExtractSettings
 
-    one = extract_folder(small, tmp_path / "one.pkl", workers=1, cache_dir=tmp_path / "c1", visual="none", audio_features="mfcc")
-    two = extract_folder(small, tmp_path / "two.pkl", workers=2, cache_dir=tmp_path / "c2", visual="none", audio_features="mfcc")
+    settings = ExtractSettings.create(cache_dir=tmp_path / "c1", visual="none", audio="mfcc")
+    one = extract_folder(small, tmp_path / "one.pkl", settings, workers=1)
+    settings = ExtractSettings.create(cache_dir=tmp_path / "c2", visual="none", audio="mfcc")
+    two = extract_folder(small, tmp_path / "two.pkl", settings, workers=2)
     assert one.ok and two.ok and two.computed == 4
     a, b = load_dataset(tmp_path / "one.pkl"), load_dataset(tmp_path / "two.pkl")
     assert a["ID"] == b["ID"] and a["train"] == b["train"]
@@ -347,9 +359,10 @@ def test_two_workers_match_one(small, tmp_path):
 # ------------------------------------------------------------------ real clips
 @pytest.mark.skipif(not REAL_CLIPS.is_dir(), reason=f"real clips not at {REAL_CLIPS}")
 def test_real_grid_clips(tmp_path):
-    from pipeline.extract import extract_folder
+    from pipeline.extraction.folder import extract_folder
+    from pipeline.extraction.settings import ExtractSettings
 
-    report = extract_folder(REAL_CLIPS, tmp_path / "grid.pkl", workers=1, cache_dir=tmp_path / "cache")
+    report = extract_folder(REAL_CLIPS, tmp_path / "grid.pkl", ExtractSettings.create(cache_dir=tmp_path / "cache"), workers=1)
     assert report.ok and report.clips >= 4
     ds = load_dataset(tmp_path / "grid.pkl")
     for vid in ds["ID"]:
@@ -376,22 +389,28 @@ def test_align_lines_on_real_speech():
 def test_cache_key_changes_when_a_glove_file_is_replaced_in_place(tmp_path):
     import os
 
-    from pipeline.extract_step import cache_key, resource_fingerprint
+    from pipeline.extraction.cache import cache_key
+    from pipeline.extraction.settings import ExtractSettings, resource_fingerprint
 
     vectors = tmp_path / "vectors.txt"
     vectors.write_text("hello 0.1 0.2\n")
     specs = {"text": {"name": "glove", "params": {"path": str(vectors), "lowercase": True}, "dim": 2}}
-    before = cache_key("clip", None, {"specs": specs, "resources": resource_fingerprint(specs), "fps": 5.0, "asr": {}}, False)
+
+    def key() -> str:
+        return cache_key("clip", None, ExtractSettings(choices={}, specs=specs, asr={}, resources=resource_fingerprint(specs)), False)
+
+    before = key()
     vectors.write_text("hello 0.3 0.4 \n")
     os.utime(vectors, ns=(1, 1))
-    after = cache_key("clip", None, {"specs": specs, "resources": resource_fingerprint(specs), "fps": 5.0, "asr": {}}, False)
+    after = key()
     assert before != after
 
 
 def test_absent_modalities_face_and_words(tmp_path):
     """An utterance without a face has no visual modality, one without known words no text; a rerun from
     the cache gives the same presence."""
-    from pipeline.extract import extract_folder
+    from pipeline.extraction.folder import extract_folder
+    from pipeline.extraction.settings import ExtractSettings
 
     folder = tmp_path / "videos"
     face = astronaut()
@@ -401,13 +420,14 @@ def test_absent_modalities_face_and_words(tmp_path):
     (folder / "mixed.srt").write_text(srt(cues), encoding="utf-8")
     (folder / "grey.txt").write_text("nobody is here\n", encoding="utf-8")
     out = tmp_path / "ds.pkl"
-    report = extract_folder(folder, out, workers=1, cache_dir=tmp_path / "cache", audio_features="mfcc")
+    report = extract_folder(folder, out, ExtractSettings.create(cache_dir=tmp_path / "cache", audio="mfcc"), workers=1)
     ds = load_dataset(out)
     assert ds["present"]["mixed"].tolist() == [[True, True, True], [False, True, True]]
     assert ds["present"]["grey"].tolist() == [[True, True, False]]
     assert not ds["text_feat"]["mixed"][1].any() and not ds["visual_feat"]["grey"].any()  # absent rows are zeros
     assert ds["meta"]["no_face"] == {"grey": 1}
-    again = extract_folder(folder, tmp_path / "again.pkl", workers=1, cache_dir=tmp_path / "cache", audio_features="mfcc")
+    settings = ExtractSettings.create(cache_dir=tmp_path / "cache", audio="mfcc")
+    again = extract_folder(folder, tmp_path / "again.pkl", settings, workers=1)
     assert again.cached == 2 and report.computed == 2
     back = load_dataset(tmp_path / "again.pkl")
     for vid in ds["ID"]:
@@ -415,10 +435,11 @@ def test_absent_modalities_face_and_words(tmp_path):
 
 
 def test_cache_key_counts_the_transcriber_only_for_clips_without_transcript():
-    from pipeline.extract_step import cache_key
+    from pipeline.extraction.cache import cache_key
+    from pipeline.extraction.settings import ExtractSettings
 
     def key(transcript, asr):
-        return cache_key("clip", transcript, {"specs": {}, "resources": {}, "fps": 5.0, "asr": asr}, False)
+        return cache_key("clip", transcript, ExtractSettings(choices={}, specs={}, asr=asr), False)
 
     whisper, sphinx = {"name": "whisper", "params": {"beam_size": 1}}, {"name": "pocketsphinx", "params": {}}
     assert key(None, whisper) != key(None, sphinx)
@@ -451,9 +472,11 @@ def test_asr_choice_is_recorded_and_only_untranscribed_clips_recompute(tmp_path,
     assert ps["meta"]["automatic_text"] == {"bare": "pocketsphinx", "quiet": "pocketsphinx"}
     assert ps["sentence_in_text"]["quiet"] == [""] and ps["meta"]["timings"]["quiet"] == [[0.0, pytest.approx(2.0)]]
 
-    from pipeline.extract import extract_folder
+    from pipeline.extraction.folder import extract_folder
+    from pipeline.extraction.settings import ExtractSettings
 
-    report = extract_folder(folder, tmp_path / "wh.pkl", workers=1, cache_dir=cache, visual="none", audio_features="mfcc")
+    settings = ExtractSettings.create(cache_dir=cache, visual="none", audio="mfcc")
+    report = extract_folder(folder, tmp_path / "wh.pkl", settings, workers=1)
     assert (report.cached, report.computed) == (2, 2) and report.asr == "whisper tiny.en"
     wh = load_dataset(tmp_path / "wh.pkl")
     assert wh["meta"]["features"]["asr"]["name"] == "whisper" and wh["meta"]["automatic_text"] == {"bare": "whisper tiny.en", "quiet": "whisper tiny.en"}
@@ -472,7 +495,7 @@ def test_asr_choice_is_recorded_and_only_untranscribed_clips_recompute(tmp_path,
 def test_an_interrupt_while_workers_start_waits_until_they_have():
     """Ctrl-C (or SIGTERM through cli.py) during a pool's worker start is held until the start is done, then raised:
     a worker half-started when the pool shut down would print a traceback after "interrupted" (seen under load)."""
-    from pipeline.extract_pool import _interrupts_deferred
+    from pipeline.extraction.pool import _interrupts_deferred
 
     before = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own Ctrl-C handling, whatever ran before
     try:

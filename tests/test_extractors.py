@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data.errors import ExtractionError
+from core.errors import ExtractionError
 from extractors import DEFAULTS, available, build_extractor, build_from_spec, choices, default_choice, resolve, spec_of
 from extractors.base import Extractor, Media, NoFeatures, Segment, segment_audio, segment_frames
 from extractors.media import decode

@@ -1,4 +1,4 @@
-"""File boundaries (data/fileio.py): output modes, inputs that are not regular files, outputs that are inputs,
+"""File boundaries (core/fileio.py): output modes, inputs that are not regular files, outputs that are inputs,
 write checks that leave nothing behind, strict JSON."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from data.errors import DatasetError, UserError
-from data.fileio import (
+from core.errors import DatasetError, UserError
+from core.fileio import (
     atomic_write_bytes, atomic_write_json, check_writable, check_writable_folder, input_file, json_text, refuse_overwrite, same_file,
 )
 

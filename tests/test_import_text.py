@@ -58,7 +58,7 @@ def test_import_text_happy_path(tmp_path, capsys):
 
 
 def test_rows_of_a_video_need_not_be_adjacent_and_empty_speakers_carry_over(tmp_path):
-    from pipeline.import_text import read_text_csv
+    from pipeline.importers.text import read_text_csv
 
     path = tmp_path / "x.csv"
     path.write_text("video,speaker,text\na,X,one\nb,Y,two\na,,three\nb,Z,four\n", encoding="utf-8")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data.errors import ExtractionError
+from core.errors import ExtractionError
 from extractors import media
 from extractors.media import NoAudioError, decode, frame_size, probe
 from demo.clipgen import astronaut, make_clip, make_silent_video, pyfeat_data_dir, tools_available

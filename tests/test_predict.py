@@ -41,8 +41,9 @@ def trained(tmp_path_factory):
     """Four labelled clips extracted with the default extractors; regression, happiness and binary models
     trained for one epoch with tiny dims; a held-out target clip with a two-speaker .srt."""
     from model.config import TrainConfig
-    from pipeline.extract import extract_folder
-    from pipeline.train import run_training
+    from pipeline.extraction.folder import extract_folder
+    from pipeline.extraction.settings import ExtractSettings
+    from pipeline.training.train import run_training
 
     root = tmp_path_factory.mktemp("predict")
     corpus = root / "corpus"
@@ -54,7 +55,7 @@ def trained(tmp_path_factory):
         rows += [f"{s.start:.3f},{s.end:.3f},A,{t},{v},{h}" for s, (t, v, h) in zip(segs, lines)]
         (corpus / f"c{i}.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     data = root / "data.pkl"
-    extract_folder(corpus, data, workers=1, cache_dir=root / "cache", test_ratio=0.25)
+    extract_folder(corpus, data, ExtractSettings.create(cache_dir=root / "cache"), workers=1, test_ratio=0.25)
     runs = root / "runs"
     for task, emotion, out in (("regression", None, runs / "regression"), ("emotion", "happiness", runs / "emotion" / "happiness"),
                                ("binary", None, root / "binary")):
@@ -64,6 +65,19 @@ def trained(tmp_path_factory):
     said = make_clip(clips / "target.mp4", [t for _, t in TARGET], faces, gap=0.3)
     (clips / "target.srt").write_text(srt([(s.start, s.end, f"{who}: {text}") for s, (who, text) in zip(said, TARGET)]), encoding="utf-8")
     return {"root": root, "runs": runs, "binary": root / "binary" / "checkpoint.pt", "clip": clips / "target.mp4", "spans": said}
+
+
+def test_the_checkpoint_is_resolved_once_per_predict(trained, capsys, tmp_path, monkeypatch):
+    """`predict --plot` checks its output against the models' files and then loads them: one resolution of
+    --checkpoint serves both (model.checkpoint.locate_models), whatever the number of models."""
+    import model.checkpoint
+
+    calls = []
+    real = model.checkpoint.checkpoint_files
+    monkeypatch.setattr(model.checkpoint, "checkpoint_files", lambda path: calls.append(path) or real(path))
+    assert cli("predict", trained["clip"], "--checkpoint", trained["runs"], "--format", "json", "--plot", tmp_path / "p.png") == 0
+    assert set(json.loads(capsys.readouterr().out)["models"]) == {"regression", "happiness"}
+    assert calls == [trained["runs"]]
 
 
 def test_json_table_csv_and_plot_agree(trained, capsys, tmp_path):
@@ -131,9 +145,9 @@ def test_modalities_subset(trained, capsys):
     assert cli("predict", clip, "--checkpoint", runs, "--modalities", "text,audio") == 0
     header = next(line for line in capsys.readouterr().out.splitlines() if "sentiment" in line).split()
     assert header[4] == "modalities"  # shown in the table when some utterance lacks a modality
-    import pipeline.predict
+    import pipeline.prediction.predict
 
-    predictor = pipeline.predict.Predictor(runs, modalities=["text"])
+    predictor = pipeline.prediction.predict.Predictor(runs, modalities=["text"])
     predictor.predict(clip)
     assert predictor.timings["visual"] < 0.05 and predictor.timings["audio"] < 0.05  # not extracted at all
 
@@ -240,7 +254,7 @@ def test_predict_transcribes_as_the_training_data_was(trained, capsys, caplog, t
     sphinx = _mutated(trained, tmp_path, lambda s: s.update(asr=spec_of(build_transcriber("pocketsphinx"))))
     assert predict(sphinx)["transcript"] == "pocketsphinx (automatic)"
     caplog.clear()
-    with caplog.at_level("WARNING", logger="pipeline.predict"):
+    with caplog.at_level("WARNING", logger="pipeline.prediction.predict"):
         assert predict(sphinx, "--asr", "whisper")["transcript"] == "whisper tiny.en (automatic)"
     assert "--asr whisper: the checkpoint's training data was transcribed with pocketsphinx" in caplog.text
     shutil.rmtree(sphinx.parent)
@@ -274,7 +288,7 @@ def test_missing_or_ambiguous_checkpoint(trained, capsys, tmp_path, monkeypatch)
 
 
 def test_an_unexpected_failure_on_one_clip_keeps_the_others():
-    from pipeline.predict import predict_clips
+    from pipeline.prediction.predict import predict_clips
 
     class Flaky:
         def predict(self, clip, transcript=None):
@@ -291,7 +305,7 @@ def test_emotion_class_checkpoint_reports_class_and_seven_probabilities(trained,
     """A 7-way emotion model beside the regression model: each utterance gets the class and the seven
     probabilities (summing to 1), in JSON, CSV (p_<class> columns), the table and the plot."""
     from model.config import TrainConfig
-    from pipeline.train import run_training
+    from pipeline.training.train import run_training
 
     runs = tmp_path / "runs"
     shutil.copytree(trained["runs"] / "regression", runs / "regression")

@@ -17,7 +17,7 @@ CREMAD = sorted((SHARED_DATA / "cremad").glob("1001_DFA_*.flv"))
 def test_committed_weights_load_and_match_the_card():
     from model.checkpoint import load_model
     from model.network import Ensemble
-    from pipeline.predict import check_spec
+    from pipeline.prediction.predict import check_spec
 
     report = json.loads((SHIPPED / "report.json").read_text())
     card = (SHIPPED / "MODEL_CARD.md").read_text()
@@ -45,7 +45,7 @@ def test_committed_weights_load_and_match_the_card():
 @pytest.mark.skipif(not CREMAD, reason="../shared/data/cremad not present")
 def test_shipped_model_predicts_on_a_real_talking_face_clip():
     from model.checkpoint import default_checkpoint
-    from pipeline.predict import Predictor
+    from pipeline.prediction.predict import Predictor
 
     assert default_checkpoint() == SHIPPED
     result = Predictor().predict(CREMAD[0])

@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.skipif(not tools_available(), reason="needs ffmpeg and
               pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (requirements.txt pins it)")]
 
 REPO = Path(__file__).resolve().parents[1]
-FAST = {"visual": "none", "audio_features": "mfcc"}  # cheap extractors where features are not the point
+FAST = {"visual": "none", "audio": "mfcc"}  # cheap extractors where features are not the point
 FAST_ARGS = ["--visual", "none", "--audio-features", "mfcc"]
 SMALL = ["--epochs", "1", "--batch-size", "4", "--hidden-size", "8"]
 
@@ -72,17 +72,20 @@ def same_dataset(a: dict, b: dict) -> None:
 
 # ------------------------------------------------------------------ extraction
 def test_extract_on_ray_is_the_local_dataset_and_caches_are_shared(head, clips, tmp_path, monkeypatch):
-    from pipeline.extract import extract_folder
+    from pipeline.extraction.folder import extract_folder
+    from pipeline.extraction.settings import ExtractSettings
 
     monkeypatch.chdir(clips.parent)  # a relative folder: failure reasons must name the clips as locally
-    local = extract_folder("videos", tmp_path / "local" / "ds.pkl", workers=2, cache_dir=tmp_path / "c_local", **FAST)
+    settings = ExtractSettings.create(cache_dir=tmp_path / "c_local", **FAST)
+    local = extract_folder("videos", tmp_path / "local" / "ds.pkl", settings, workers=2)
     assert cli("extract", "videos", "-o", tmp_path / "ray" / "ds.pkl", "--cache-dir", tmp_path / "c_ray", "--ray", head, *FAST_ARGS) == 1
     failures = (tmp_path / "local" / "failures.json").read_text()
     assert json.loads(failures)[0]["clip"] == "corrupt.mp4" and "videos/corrupt.mp4: " in failures
     assert (tmp_path / "ray" / "failures.json").read_text() == failures
     same_dataset(load_dataset(tmp_path / "local" / "ds.pkl"), load_dataset(tmp_path / "ray" / "ds.pkl"))
 
-    shipped = extract_folder("videos", tmp_path / "ship" / "ds.pkl", cache_dir=tmp_path / "c_ship", ray=head, ship_clips=True, **FAST)
+    settings = ExtractSettings.create(cache_dir=tmp_path / "c_ship", **FAST)
+    shipped = extract_folder("videos", tmp_path / "ship" / "ds.pkl", settings, ray=head, ship_clips=True)
     assert (shipped.computed, shipped.cached, shipped.backend) == (5, 0, f"ray {head}")
     assert (tmp_path / "ship" / "failures.json").read_text() == failures
     same_dataset(load_dataset(tmp_path / "local" / "ds.pkl"), load_dataset(tmp_path / "ship" / "ds.pkl"))
@@ -90,9 +93,11 @@ def test_extract_on_ray_is_the_local_dataset_and_caches_are_shared(head, clips, 
     assert shipped.worker_builds and set(shipped.worker_builds.values()) == {1} and len(shipped.worker_builds) <= 2
 
     # one cache format and key: what the cluster filled serves a local run, and the other way round
-    again = extract_folder("videos", tmp_path / "again.pkl", workers=1, cache_dir=tmp_path / "c_ray", **FAST)
+    settings = ExtractSettings.create(cache_dir=tmp_path / "c_ray", **FAST)
+    again = extract_folder("videos", tmp_path / "again.pkl", settings, workers=1)
     assert (again.cached, again.computed) == (5, 0)
-    back = extract_folder("videos", tmp_path / "back.pkl", cache_dir=tmp_path / "c_local", ray=head, ship_clips=True, **FAST)
+    settings = ExtractSettings.create(cache_dir=tmp_path / "c_local", **FAST)
+    back = extract_folder("videos", tmp_path / "back.pkl", settings, ray=head, ship_clips=True)
     assert (back.cached, back.computed) == (5, 0)
     assert local.ok is False and len(local.failures) == 1
 
@@ -129,18 +134,20 @@ def crashes():
 
 def test_a_crashing_worker_fails_only_its_clip_after_a_retry(head, crashes, tmp_path):
     """Also: an extractor registered at run time, in a module the workers do not have, reaches them."""
-    from pipeline.extract import extract_folder
+    from pipeline.extraction.folder import extract_folder
+    from pipeline.extraction.settings import ExtractSettings
 
     folder = tmp_path / "videos"
     for name in ("fine", "crash", "well"):
         make_clip(folder / f"{name}.wav", [f"{name} clip here"])
         (folder / f"{name}.txt").write_text(f"{name} clip here\n", encoding="utf-8")
     attempts = tmp_path / "attempts.txt"
-    from pipeline.extract import extractor_choices
+    from pipeline.extraction.settings import extractor_choices
 
     choices = extractor_choices("crashes", "mfcc", "none")
     choices["text"][1]["log"] = str(attempts)
-    report = extract_folder(folder, tmp_path / "ds.pkl", cache_dir=tmp_path / "cache", ray=head, choices=choices)
+    settings = ExtractSettings.create(cache_dir=tmp_path / "cache", choices=choices)
+    report = extract_folder(folder, tmp_path / "ds.pkl", settings, ray=head)
     assert report.failures == [{"clip": "crash.wav", "reason": f"{folder / 'crash.wav'}: a worker process died on it repeatedly (crash or out of memory)"}]
     assert sorted(report.videos) == ["fine", "well"]
     assert len(attempts.read_text().split()) == 2  # tried, then retried once in a fresh worker process
@@ -162,9 +169,10 @@ def test_killed_driver_resumes_from_the_cache(head, tmp_path):
     proc.wait()
     done = len(list(cache.rglob("*.npz")))
     assert 1 <= done < 6 and not out.exists()
-    from pipeline.extract import extract_folder
+    from pipeline.extraction.folder import extract_folder
+    from pipeline.extraction.settings import ExtractSettings
 
-    report = extract_folder(folder, out, cache_dir=cache, ray=head, **FAST)
+    report = extract_folder(folder, out, ExtractSettings.create(cache_dir=cache, **FAST), ray=head)
     assert report.ok and report.cached >= done and report.cached + report.computed == 6
 
 

@@ -13,7 +13,7 @@ import pytest
 
 import extractors
 from data.dataset import load_dataset
-from data.errors import CheckpointError
+from core.errors import CheckpointError
 from extractors import REGISTRY, Option, build_extractor, register_extractor, spec_of
 from demo.clipgen import make_clip, tools_available
 
@@ -105,26 +105,29 @@ def test_round_trip_extract_cache_train_predict(wordcount, tmp_path: Path, capsy
 
     # the cache key comes from the specs: the same choice is served from the cache, glove and another
     # lexicon are computed
-    from pipeline.extract import extract_folder
-    from pipeline.extract_step import cache_key
+    from pipeline.extraction.folder import extract_folder
+    from pipeline.extraction.settings import ExtractSettings
+    from pipeline.extraction.cache import cache_key
 
-    again = extract_folder(folder, tmp_path / "again.pkl", text="wordcount", wordcount_lexicon=lexicon, workers=1,
-                           cache_dir=cache, visual="none", audio="mfcc")
+    settings = ExtractSettings.create(text="wordcount", wordcount_lexicon=lexicon, cache_dir=cache, visual="none", audio="mfcc")
+    again = extract_folder(folder, tmp_path / "again.pkl", settings, workers=1)
     assert (again.cached, again.computed) == (2, 0)
-    glove = extract_folder(folder, tmp_path / "glove.pkl", workers=1, cache_dir=cache, visual="none", audio="mfcc")
+    settings = ExtractSettings.create(cache_dir=cache, visual="none", audio="mfcc")
+    glove = extract_folder(folder, tmp_path / "glove.pkl", settings, workers=1)
     assert (glove.cached, glove.computed) == (0, 2)
     other = tmp_path / "other.txt"
     other.write_text("hate awful\n", encoding="utf-8")
-    assert extract_folder(folder, tmp_path / "o.pkl", text="wordcount", wordcount_lexicon=other, workers=1, cache_dir=cache,
-                          visual="none", audio="mfcc").computed == 2
-    settings = {"fps": 5.0, "asr": {}}
-    assert cache_key("x", None, {**settings, "specs": {"text": spec}}, False) != cache_key(
-        "x", None, {**settings, "specs": {"text": spec_of(build_extractor("text", "glove"))}}, False)
+    settings = ExtractSettings.create(text="wordcount", wordcount_lexicon=other, cache_dir=cache, visual="none", audio="mfcc")
+    assert extract_folder(folder, tmp_path / "o.pkl", settings, workers=1).computed == 2
+    def key(text_spec: dict) -> str:
+        return cache_key("x", None, ExtractSettings(choices={}, specs={"text": text_spec}, asr={}), False)
+
+    assert key(spec) != key(spec_of(build_extractor("text", "glove")))
 
     # predict rebuilds it from the checkpoint's spec: train a tiny model, then predict on a clip
     from model.config import TrainConfig
-    from pipeline.predict import build_spec_extractors
-    from pipeline.train import run_training
+    from pipeline.prediction.predict import build_spec_extractors
+    from pipeline.training.train import run_training
 
     ds["train"], ds["test"] = ["c0"], ["c1"]
     run = tmp_path / "run"

@@ -46,10 +46,10 @@ def leftovers(tmp_root: Path) -> list[Path]:
 @pytest.fixture(scope="module")
 def server(served_models, tmp_path_factory):
     """The app on the session's predictor, served on a free port of 127.0.0.1; its temp folder is inspectable."""
-    from pipeline.serve import BackgroundServer, create_app
+    from pipeline.serving.app import BackgroundServer, create_app
 
     tmp_root = tmp_path_factory.mktemp("serve-tmp")
-    app = create_app([served_models["predictor"]], checkpoint=served_models["runs"], max_upload_mb=5, tmp_root=tmp_root)
+    app = create_app([served_models["predictor"]], max_upload_mb=5, tmp_root=tmp_root)
     with BackgroundServer(app) as running:
         running.tmp_root = tmp_root
         yield running
@@ -209,7 +209,7 @@ def _send(url: str, name: str, content: bytes) -> socket.socket:
 def test_bounded_queue_503_and_clients_that_leave(served_models, tmp_path):
     """1 worker + 1 waiting: a third request gets 503 at once; a waiting job whose client left never runs; a running
     job whose client left finishes, then its files go; the server then takes work again."""
-    from pipeline.serve import BackgroundServer, create_app
+    from pipeline.serving.app import BackgroundServer, create_app
 
     gate = threading.Event()
 
@@ -228,7 +228,7 @@ def test_bounded_queue_503_and_clients_that_leave(served_models, tmp_path):
 
     stub = Gated()
     tmp_root = tmp_path / "tmp"
-    app = create_app([stub], checkpoint=served_models["runs"], max_queue=1, tmp_root=tmp_root)
+    app = create_app([stub], max_queue=1, tmp_root=tmp_root)
     content = served_models["clip"].read_bytes()
     with BackgroundServer(app) as server:
         def queue() -> dict:
@@ -292,14 +292,15 @@ def _answers(url: str) -> bool:
 
 def test_serving_beyond_localhost_warns(served_models, monkeypatch, capsys):
     import cli
-    import pipeline.serve
+    import pipeline.serving.app
 
-    from pipeline.serve import bind, is_loopback
+    from core.network import is_loopback
+    from pipeline.serving.app import bind
 
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost") and not is_loopback("0.0.0.0")
-    monkeypatch.setattr(pipeline.serve, "bind", lambda host, port: bind("127.0.0.1", 0))  # nothing leaves this machine in a test
-    monkeypatch.setattr(pipeline.serve, "run_server", lambda app, sock: sock.close())
-    monkeypatch.setattr(pipeline.serve, "load_predictors", lambda *a, **k: [served_models["predictor"]])
+    monkeypatch.setattr(pipeline.serving.app, "bind", lambda host, port: bind("127.0.0.1", 0))  # nothing leaves this machine in a test
+    monkeypatch.setattr(pipeline.serving.app, "run_server", lambda app, sock: sock.close())
+    monkeypatch.setattr(pipeline.serving.app, "load_predictors", lambda *a, **k: [served_models["predictor"]])
     assert cli.main(["serve", "--host", "0.0.0.0", "--checkpoint", str(served_models["runs"])]) == 0
     err = capsys.readouterr().err
     assert "warning: --host 0.0.0.0 is reachable from other machines" in err

@@ -38,10 +38,10 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def server(served_models, tmp_path_factory):
-    from pipeline.serve import BackgroundServer, create_app
+    from pipeline.serving.app import BackgroundServer, create_app
 
     tmp_root = tmp_path_factory.mktemp("browser-tmp")
-    app = create_app([served_models["predictor"]], checkpoint=served_models["runs"], max_upload_mb=5, tmp_root=tmp_root)
+    app = create_app([served_models["predictor"]], max_upload_mb=5, tmp_root=tmp_root)
     with BackgroundServer(app) as running:
         running.tmp_root = tmp_root
         yield running

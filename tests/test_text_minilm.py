@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from data.dataset import load_dataset
-from data.errors import ExtractionError
+from core.errors import ExtractionError
 from extractors import build_extractor, build_from_spec, spec_of
 from extractors.base import Segment
 from demo.clipgen import make_clip, tools_available
@@ -129,9 +129,9 @@ def test_without_the_package_extract_names_the_install(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not tools_available(), reason="needs ffmpeg and espeak-ng on PATH")
 def test_cli_extract_minilm_two_workers_match_one(minilm, tmp_path: Path) -> None:
-    """`cli.py extract --text minilm --workers 2` in a fresh process: its fork server loads the model and the
-    workers fork from it (the risky path: torch loaded, then fork). It completes, records the spec, and its
-    features are byte-identical to one process extracting with one torch thread."""
+    """`cli.py extract --text minilm --workers 2` in a fresh process: its fork server imports torch and the
+    workers fork from it (the risky path: torch imported, then fork), then load the model. It completes, records
+    the spec, and its features are byte-identical to one process extracting with one torch thread."""
     lines = [[LOVED, "the food was cold and awful"], ["what a lovely surprise", "I feel sad today"], [ENJOYED, TRAIN]]
     folder = tmp_path / "clips"
     for i, sentences in enumerate(lines):
@@ -144,9 +144,8 @@ def test_cli_extract_minilm_two_workers_match_one(minilm, tmp_path: Path) -> Non
          "--cache-dir", str(tmp_path / "c2"), *FAST],
         cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # Workers log at the parent's level (-v); the fork server logs nothing. A worker that had to load the model
-    # itself (the preload failed) would say so: then this test would not exercise loading before the fork.
-    assert "minilm: loaded" not in proc.stderr, proc.stderr[-3000:]
+    # Workers log at the parent's level (-v): each loaded the model itself, after the fork, in its own process
+    assert "minilm: loaded" in proc.stderr, proc.stderr[-3000:]
     import torch
 
     threads = torch.get_num_threads()

@@ -10,8 +10,8 @@ import torch
 import cli
 from model.checkpoint import load_model
 from model.config import TrainConfig
-from pipeline.evaluate import evaluate_runs
-from pipeline.train import run_training, split_validation
+from pipeline.training.evaluate import evaluate_runs
+from pipeline.training.train import run_training, split_validation
 from tests.synthetic import synthetic_dataset, write_synthetic
 
 FAST = {"epochs": 2, "batch_size": 8, "lr": 1e-3}
@@ -172,7 +172,7 @@ def test_modality_dropout_out_of_range_is_refused(tmp_path, capsys):
 def test_seed_ensemble_trains_saves_and_predicts_as_one_model(tmp_path, capsys):
     """--seeds: one run per seed sharing a validation split, an ensemble checkpoint whose output is the mean
     of the members' scores, evaluated as one model; half-precision saving keeps the outputs."""
-    from data.torchdata import DialogueDataset, collate
+    from model.dialogues import DialogueDataset, collate
     from model.checkpoint import read_checkpoint, save_checkpoint
     from model.checkpoint import checkpoint_files
 
@@ -220,8 +220,8 @@ def test_emotion_class_ensemble_averages_probabilities(tmp_path):
 
 
 def test_selection_on_the_metric_and_class_weight_schemes(tmp_path):
-    from data.torchdata import DialogueDataset
-    from pipeline.train import class_weights
+    from model.dialogues import DialogueDataset
+    from pipeline.training.train import class_weights
 
     ds = synthetic_dataset(n_videos=30, seed=5)
     m = run_training(ds, tmp_path / "m", TrainConfig.for_task("binary", epochs=4, batch_size=8, lr=3e-3, patience=10, select="metric"), SMALL)
@@ -279,7 +279,7 @@ def test_grid_trains_each_combination_and_selects_on_validation(tmp_path, capsys
     """--grid: one run per combination in OUT/grid-.../, the one with the best validation loss copied into OUT
     (which predict and evaluate then read as one model) with selection.json; test figures play no part."""
     from model.checkpoint import checkpoint_files
-    from pipeline.runs import parse_grid, plan_runs
+    from pipeline.training.runs import parse_grid, plan_runs
 
     data = write_synthetic(tmp_path / "d.pkl", n_videos=12, seed=3)
     out = tmp_path / "g"
@@ -317,7 +317,7 @@ def test_a_diverging_run_stops_and_keeps_its_last_good_epoch(tmp_path):
     import gc
 
     from model.network import MultilogueNet
-    from pipeline.train import TrainingDiverged
+    from pipeline.training.train import TrainingDiverged
 
     def poison(done, total, *, stage=None, **figures):
         if stage == "epoch 2/3" and done == 1:
@@ -392,7 +392,7 @@ def test_emotion_all_checks_every_emotion_before_training_any(tmp_path, capsys):
 
 def test_balance_corpora_repeats_the_smaller_corpora(tmp_path):
     from data.merge import merge_datasets
-    from pipeline.train import balanced, corpus_of
+    from pipeline.training.train import balanced, corpus_of
 
     big = synthetic_dataset(n_videos=40, seed=1)
     small = synthetic_dataset(n_videos=4, seed=2)

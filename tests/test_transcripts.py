@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data.errors import ExtractionError, UserError
+from core.errors import ExtractionError, UserError
 from extractors.base import Media, Segment
 from extractors.transcripts import find_transcript, place_segments, read_transcript, split_speaker
-from pipeline.labels import label_matrix, read_labels, split_videos
+from data.splits import split_videos
+from pipeline.extraction.labels import label_matrix, read_labels
 from demo.clipgen import speak, tools_available
 
 SRT = """1
@@ -272,7 +273,7 @@ def test_adding_videos_never_moves_another_across_the_split():
 
 
 def test_validation_split_is_a_function_of_the_video_and_seed():
-    from pipeline.train import split_validation
+    from pipeline.training.train import split_validation
 
     vids = [f"v{i}" for i in range(300)]
     _, valid = split_validation(vids, 0.1, seed=4)
