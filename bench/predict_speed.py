@@ -70,7 +70,6 @@ def make_clip(folder: Path, seconds: float) -> tuple[Path, Path]:
 def make_checkpoints(folder: Path) -> Path:
     """Regression + six emotion checkpoints, random weights, the default extractors' and transcriber's spec."""
     from data.dataset import EMOTIONS
-    from extractors.base import spec_of
     from model.checkpoint import make_checkpoint, save_checkpoint
     from model.config import ModelConfig
     from model.network import MultilogueNet

@@ -200,7 +200,6 @@ def test_user_errors_exit_2(tmp_path, capsys):
     assert "no clips found" in capsys.readouterr().err
     with pytest.raises(UserError, match=r"--test-ratio: 1.5 is out of range; give a number in \[0, 1\)"):
         from pipeline.extraction.folder import extract_folder
-        from pipeline.extraction.settings import ExtractSettings
 
         extract_folder(tmp_path / "empty", tmp_path / "ds.pkl", test_ratio=1.5)
 
