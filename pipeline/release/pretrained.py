@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository: pipeline/release/pretrained.py
 log = logging.getLogger("pipeline.release.pretrained")
 
 TEXT, AUDIO = "minilm", "IS09"
