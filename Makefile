@@ -37,6 +37,7 @@ demo: $(STAMP)
 
 # the shipped model (model/pretrained) from the real corpora in ../shared/data; resumable (.cache/pretrained)
 pretrained: $(STAMP)
+	$(PY) -m demo.calm .cache/pretrained/calm
 	$(PY) -m pipeline.release.pretrained
 
 bench: $(STAMP)

@@ -61,6 +61,8 @@ def merge_datasets(parts: dict[str, dict]) -> dict:
             out[PRESENT][new] = pres
             if vid in ds["meta"].get("timings", {}):
                 out["meta"]["timings"][new] = ds["meta"]["timings"][vid]
+            if vid in ds["meta"].get("groups", {}):
+                out["meta"].setdefault("groups", {})[new] = f"{name}/{ds['meta']['groups'][vid]}"
         out["train"] += [f"{name}/{v}" for v in ds["train"]]
         out["test"] += [f"{name}/{v}" for v in ds["test"]]
     return validate_dataset(out, "merged dataset")

@@ -12,7 +12,9 @@ A dataset is a dict with exactly these keys; per-video values are keyed by video
     present           {vid: (n_utt, 3) bool}         whether each utterance has text, audio, visual features
     train, test       list[str]                      video ids
     meta              dict: format_version, features (per modality: name, params, dim),
-                      timings ({vid: [[start, end], ...]} seconds, optional), provenance
+                      timings ({vid: [[start, end], ...]} seconds, optional), provenance, and optionally
+                      groups ({vid: group}: videos that must stay on one side of the validation split, such as
+                      augmented copies of one recording or one speaker's clips)
 
 Absent features (an audio-only clip's visual modality, an utterance without a face, an utterance with no
 words, a corpus of transcripts) are stored as zero rows with `present` False; models mask them out. A
@@ -119,12 +121,15 @@ def validate_dataset(ds: Any, source: Any = "dataset") -> dict:
         if not isinstance(ds[key], (list, tuple)) or not all(isinstance(v, str) for v in ds[key]):
             what = type(ds[key]).__name__ if not isinstance(ds[key], (list, tuple)) else "a list with non-string ids"
             _fail(source, f"'{key}' is {what}, not a list of video ids (strings)", "store video ids as a list of strings")
-    for key in ("features", "timings", "provenance"):
+    for key in ("features", "timings", "provenance", "groups"):
         if key in ds["meta"] and not isinstance(ds["meta"][key], dict):
             _fail(source, f"meta '{key}' is a {type(ds['meta'][key]).__name__}, not a dict", "re-create the file with `cli.py extract` or `cli.py import`")
     for m, spec in ds["meta"].get("features", {}).items():
         if not isinstance(spec, dict):
             _fail(source, f"meta 'features' entry {m!r} is a {type(spec).__name__}, not a dict", "each feature spec is {name, params, dim}")
+    groups = ds["meta"].get("groups", {})
+    if not all(isinstance(k, str) and isinstance(g, str) for k, g in groups.items()):
+        _fail(source, "meta 'groups' must map video ids to group names (strings)", "store {video id: group} with strings")
     ids = list(ds["ID"])
     if len(set(ids)) != len(ids):
         dup = sorted({v for v in ids if ids.count(v) > 1})[:3]

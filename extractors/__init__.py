@@ -13,6 +13,7 @@
 | text     | minilm    | 384                                   | model, package, package_version, max_seq_length, normalize |
 | audio    | opensmile | 384 IS09 / 88 eGeMAPSv02 / 988 emobase / 6373 ComParE_2016 | feature_set, min_seconds |
 | audio    | mfcc      | 2 * n_mfcc (80)                       | n_mfcc, n_mels, min_seconds                  |
+| audio    | whisper   | 768 (mean + std of tiny.en encoder states) | model, weights, compute_type, pooling, min_seconds |
 | visual   | facemesh  | 19                                    | fps, max_side, min_detection_confidence      |
 | visual   | pyfeat    | 31                                    | fps, max_side, detector                      |
 
@@ -217,6 +218,7 @@ register_extractor("text", "minilm", "extractors.text_minilm:MiniLMText")
 register_extractor("audio", "opensmile", "extractors.audio_opensmile:OpenSmileAudio",
                    variants={s: {"feature_set": s} for s in OPENSMILE_SETS})
 register_extractor("audio", "mfcc", "extractors.audio_mfcc:MfccAudio")
+register_extractor("audio", "whisper", "extractors.audio_whisper:WhisperAudio")
 register_extractor("visual", "facemesh", "extractors.visual_facemesh:FaceMeshVisual")
 register_extractor("visual", "pyfeat", "extractors.visual_pyfeat:PyFeatVisual", options=(
     Option("--pyfeat-weights", "weights_dir", "folder with py-feat's model weights (offline use)", kind="dir", runtime=True),))

@@ -411,3 +411,17 @@ def test_balance_corpora_repeats_the_smaller_corpora(tmp_path):
     save_dataset(ds, data)
     m = run_training(data, tmp_path / "r", TrainConfig.for_task("regression", epochs=1, batch_size=8, balance_corpora=True), SMALL)
     assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["balance_corpora"] is True and m["epochs_run"] == 1
+
+
+def test_validation_keeps_a_group_on_one_side():
+    """Augmented copies of one recording (a dataset's meta["groups"]) never straddle the validation split; without
+    groups the split is the per-video one."""
+    videos = [f"clip{i}/v{k}" for i in range(30) for k in range(3)]
+    groups = {v: v.split("/")[0] for v in videos}
+    train, valid = split_validation(videos, 0.2, seed=1, groups=groups)
+    assert valid and train
+    assert not {groups[v] for v in train} & {groups[v] for v in valid}
+    assert sorted(train + valid) == sorted(videos)
+    assert split_validation(videos, 0.2, seed=1) == split_validation(videos, 0.2, seed=1, groups={})
+    split = split_validation(videos, 0.2, seed=1)
+    assert {groups[v] for v in split[0]} & {groups[v] for v in split[1]}  # per video, copies do straddle it

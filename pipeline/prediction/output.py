@@ -7,7 +7,8 @@ Per clip: {"clip", "duration", "transcript", "models", "modalities", "utterances
 utterance: {"start", "end", "speaker", "text", "modalities" (those present for it: an utterance without a face
 has no visual), "sentiment" (float or None), "label" ("positive"/"negative" or None), ["positive_prob"],
 "emotions" {emotion: probability it is present} (per-emotion models), ["emotion" (the 7-way class), "emotion_probs"
-{class: probability}] (an emotion-class model)}.
+{class: probability}, "readings" {words|voice|face: {"emotion", "probs"}}, "uncertain", "uncertain_why"] (an
+emotion-class model: the fused reading and what each modality says, see pipeline.prediction.readings)}.
 """
 
 from __future__ import annotations
@@ -22,25 +23,39 @@ from core.fileio import atomic_path
 
 
 ALL_MODALITIES = ["text", "audio", "visual"]
+READINGS = ("words", "voice", "face")  # what each modality says (7-way emotion models), in this order
 
 
 def _columns(results: list[dict], inputs: bool = True) -> list[str]:
-    """Output columns after start/end/speaker/text; `modalities` only when some utterance lacks one."""
-    partial = any(u.get("modalities", ALL_MODALITIES) != ALL_MODALITIES for r in results for u in r["utterances"])
+    """Output columns after start/end/speaker/text; `modalities` only when some utterance lacks one; the readings
+    of each modality (words, voice, face) that some utterance has, before the fused emotion."""
+    utts = [u for r in results for u in r["utterances"]]
+    partial = any(u.get("modalities", ALL_MODALITIES) != ALL_MODALITIES for u in utts)
     cols = ["modalities"] if inputs and partial else []
     cols += ["sentiment", "label"]
-    for r in results:
-        for u in r["utterances"]:
-            for key in ("positive_prob", "emotion"):
-                if key in u and key not in cols:
-                    cols.append(key)
-            cols += [e for e in u["emotions"] if e not in cols]
+    if any("positive_prob" in u for u in utts):
+        cols.append("positive_prob")
+    cols += [k for k in READINGS if any(k in u.get("readings", {}) for u in utts)]
+    if any("emotion" in u for u in utts):
+        cols.append("emotion")
+    for u in utts:
+        cols += [e for e in u["emotions"] if e not in cols]
     return cols
 
 
 def bands(u: dict) -> dict[str, float]:
     """The emotion probabilities to draw for an utterance: the 7-way model's, else the per-emotion models'."""
     return u.get("emotion_probs") or u["emotions"]
+
+
+def _reading(u: dict, key: str) -> str:
+    """A table cell of an emotion reading: "anger 0.81" (the fused one with "?" when uncertain), "-" when absent."""
+    if key == "emotion":
+        if not u.get("emotion_probs"):
+            return "-"
+        return f"{u['emotion']} {u['emotion_probs'][u['emotion']]:.2f}" + (" ?" if u.get("uncertain") else "")
+    r = u.get("readings", {}).get(key)
+    return f"{r['emotion']} {r['probs'][r['emotion']]:.2f}" if r else "-"
 
 
 def _cell(value: Any, col: str) -> str:
@@ -54,8 +69,10 @@ def _cell(value: Any, col: str) -> str:
 
 
 def _flat(u: dict) -> dict:
-    flat = {**{k: v for k, v in u.items() if k not in ("emotions", "emotion_probs")}, **u["emotions"]}
+    flat = {**{k: v for k, v in u.items() if k not in ("emotions", "emotion_probs", "readings")}, **u["emotions"]}
     flat.update({f"p_{c}": p for c, p in (u.get("emotion_probs") or {}).items()})
+    for key, r in u.get("readings", {}).items():
+        flat[key], flat[f"{key}_prob"] = r["emotion"], r["probs"][r["emotion"]]
     if "modalities" in flat:
         flat["modalities"] = "+".join(flat["modalities"]) or "none"
     return flat
@@ -81,14 +98,15 @@ def format_table(results: list[dict], text_width: int = 44) -> str:
         for u in r["utterances"]:
             f = _flat(u)
             text = f["text"] if len(f["text"]) <= text_width else f["text"][: text_width - 1] + "…"
-            cells = [f"{u['emotion']} {u['emotion_probs'][u['emotion']]:.2f}" if c == "emotion" and u.get("emotion_probs") else _cell(f.get(c), c)
-                     for c in cols]
+            cells = [_reading(u, c) if c in ("emotion", *READINGS) else _cell(f.get(c), c) for c in cols]
             rows.append([f"{f['start']:.2f}", f"{f['end']:.2f}", f["speaker"], text, *cells])
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         left = {2, 3}  # speaker and text read left-aligned, numbers right-aligned
         for row in rows:
             lines.append("  " + "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
         lines.append("")
+    if any(u.get("uncertain") for r in results for u in r["utterances"]):
+        lines.append("? uncertain: the fused reading is weak, or the modalities confidently disagree (see uncertain_why in --format json)")
     return "\n".join(lines).rstrip("\n")
 
 
@@ -99,12 +117,16 @@ def format_json(results: list[dict]) -> str:
 
 def format_csv(results: list[dict]) -> str:
     """One row per utterance: clip, start, end, speaker, text, modalities, sentiment, label, [positive_prob],
-    [emotion, p_<class> for the 7 classes], per-emotion probabilities."""
+    [words, words_prob, voice, voice_prob, face, face_prob (each modality's reading), emotion, uncertain,
+    uncertain_why, p_<class> for the 7 classes], per-emotion probabilities."""
     cols = ["clip", "start", "end", "speaker", "text", "modalities", *_columns(results, inputs=False)]
+    for key in READINGS:
+        if key in cols:
+            cols.insert(cols.index(key) + 1, f"{key}_prob")
     probs = next((list(u["emotion_probs"]) for r in results for u in r["utterances"] if u.get("emotion_probs")), [])
     if probs:
         at = cols.index("emotion") + 1
-        cols[at:at] = [f"p_{c}" for c in probs]
+        cols[at:at] = ["uncertain", "uncertain_why", *(f"p_{c}" for c in probs)]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -182,23 +204,40 @@ def _plot_sentiment(ax: Any, r: dict) -> None:
 
 
 def _plot_emotions(ax: Any, r: dict, top: Any) -> None:
+    """A heat strip per emotion (the fused probabilities), under one row per modality's reading (words, voice,
+    face: its emotion, shaded by its probability); an uncertain utterance's fused cells are hatched."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
     utts = r["utterances"]
     ax.set_xlim(*top.get_xlim())
     ax.set_xlabel("time (s)")
+    said = [k for k in READINGS if any(k in u.get("readings", {}) for u in utts)]
     emotions = list(bands(utts[0])) if utts else []
-    cmap = plt.get_cmap("Blues")
-    for i, e in enumerate(emotions):
+    blues, purples = plt.get_cmap("Blues"), plt.get_cmap("Purples")
+    for i, key in enumerate(said):
+        for u in utts:
+            reading = u.get("readings", {}).get(key)
+            if reading is None:
+                continue
+            p = reading["probs"][reading["emotion"]]
+            ax.add_patch(Rectangle((u["start"], i - 0.45), u["end"] - u["start"], 0.9, color=purples(0.08 + 0.85 * p), lw=0))
+            ax.text((u["start"] + u["end"]) / 2, i, f"{reading['emotion']} {p:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if p > 0.55 else "0.2")
+    for j, e in enumerate(emotions):
+        i = j + len(said)
         for u in utts:
             p = bands(u)[e]
-            ax.add_patch(Rectangle((u["start"], i - 0.45), u["end"] - u["start"], 0.9, color=cmap(0.08 + 0.85 * p), lw=0))
+            ax.add_patch(Rectangle((u["start"], i - 0.45), u["end"] - u["start"], 0.9, facecolor=blues(0.08 + 0.85 * p),
+                                   edgecolor="0.45" if u.get("uncertain") else "none", lw=0, hatch="///" if u.get("uncertain") else None))
             ax.text((u["start"] + u["end"]) / 2, i, f"{p:.2f}", ha="center", va="center", fontsize=7, color="white" if p > 0.55 else "0.2")
-    ax.set_ylim(len(emotions) - 0.5, -0.5)
-    ax.set_yticks(range(len(emotions)), emotions, fontsize=8)
+    labels = [f"{k} says" for k in said] + emotions
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.set_frame_on(False)
     ax.tick_params(axis="y", length=0)
+    if any(u.get("uncertain") for u in utts):
+        ax.set_title("hatched: uncertain (a weak fused reading, or modalities that confidently disagree)", fontsize=8, loc="left")
 
 
 def summary_line(results: list[dict]) -> str:

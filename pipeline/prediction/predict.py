@@ -51,6 +51,7 @@ from data.dataset import EMOTIONS, MODALITIES
 from extractors import NONE
 from model.checkpoint import ModelFiles, check_dims, locate_models
 from pipeline.extraction.settings import ExtractSettings
+from pipeline.prediction.readings import FusionRule
 
 if TYPE_CHECKING:
     from model.network import MultilogueNet
@@ -76,10 +77,20 @@ class LoadedModel:
     model: "MultilogueNet"
     spec: dict[str, dict]
     asr: dict | None = None  # the transcriber spec its training data recorded (meta["features"]["asr"])
+    fusion: FusionRule | None = None  # a 7-way emotion model's readings and their fusion (pipeline.prediction.readings)
 
     @property
     def name(self) -> str:
         return self.emotion or self.task
+
+    @property
+    def needs(self) -> dict[str, dict]:
+        """The features to extract for this model: its spec, plus its face expert's extractor where the network
+        itself has no visual input."""
+        face = self.fusion.face if self.fusion is not None else None
+        if face and self.spec["visual"]["name"] == NONE:
+            return {**self.spec, "visual": dict(face)}
+        return self.spec
 
 
 def check_spec(ckpt: dict) -> dict[str, dict]:
@@ -117,8 +128,9 @@ def load_models(located: ModelFiles) -> list[LoadedModel]:
     models: list[LoadedModel] = []
     for f in located.files:
         model, ckpt = load_model(f)
+        fusion = FusionRule.from_checkpoint(ckpt) if ckpt["task"] == "emotion-class" else None
         models.append(LoadedModel(Path(f), ckpt["task"], ckpt.get("emotion"), model, check_spec(ckpt),
-                                  (ckpt.get("feature_spec") or {}).get("asr")))
+                                  (ckpt.get("feature_spec") or {}).get("asr"), fusion))
     seen: dict[str, Path] = {}
     for m in models:
         if m.name in seen:
@@ -225,12 +237,14 @@ class Predictor:
         # sentiment model and a text+audio emotion model); a model gets only the modalities it was trained on.
         by_spec: list[tuple[dict, list[LoadedModel]]] = []
         for m in self.models:
-            group = next((g for g in by_spec if _compatible(g[0], m.spec)), None)
+            group = next((g for g in by_spec if _compatible(g[0], m.needs)), None)
             if group is None:
-                by_spec.append(({**m.spec}, [m]))
+                by_spec.append(({**m.needs}, [m]))
             else:
-                group[0].update({k: v for k, v in m.spec.items() if v["name"] != NONE})
+                group[0].update({k: v for k, v in m.needs.items() if v["name"] != NONE})
                 group[1].append(m)
+        # what this prediction uses: the modalities asked for that some model (or face expert) takes
+        self.used = [k for k in self.modalities if any(m.needs[k]["name"] != NONE for m in self.models)]
         self.asr = choose_asr(self.models, asr)
         self.groups = [_Group(spec, models, runtime, self.modalities, self.asr) for spec, models in by_spec]
         self.timings["extractor build"] = time.perf_counter() - t
@@ -260,7 +274,7 @@ class Predictor:
 
         clip = Path(clip)
         result: dict[str, Any] = {"clip": str(clip), "duration": None, "transcript": None,
-                                  "models": {m.name: str(m.path) for m in self.models}, "modalities": list(self.modalities), "utterances": []}
+                                  "models": {m.name: str(m.path) for m in self.models}, "modalities": list(self.used), "utterances": []}
         outputs: dict[str, np.ndarray] = {}
         present: np.ndarray | None = None
         segments = None
@@ -283,20 +297,45 @@ class Predictor:
                     result["note"] = f"no speech detected ({info.get('asr')} found none); give a transcript to predict anyway"
                     return result
             t = time.perf_counter()
+            speakers = [s.speaker for s in segments]
             for m in group.models:
                 used = _model_view(feats, m.spec)
+                if m.fusion is not None:
+                    outputs[m.name] = (m, self._read_emotions(m, used, feats, speakers))
+                    used["present"] = used["present"] | self._face_present(m, feats)
+                else:
+                    outputs[m.name] = (m, run_model(m.model, used, speakers))
                 present = used["present"] if present is None else present | used["present"]
-                outputs[m.name] = (m, run_model(m.model, used, [s.speaker for s in segments]))
             self._add("model", time.perf_counter() - t)
         result["utterances"] = self._merge(segments or [], outputs, present)
         return result
 
-    def _merge(self, segments: list, outputs: dict[str, tuple[LoadedModel, np.ndarray]], present: np.ndarray | None) -> list[dict]:
-        """Per utterance: what each model's task reports (model.tasks), then the positive/negative label: the
-        binary model's decision when there is one, else the sign of the sentiment score."""
+    def _face(self, m: LoadedModel) -> bool:
+        return m.fusion is not None and bool(m.fusion.face) and m.spec["visual"]["name"] == NONE and "visual" in self.modalities
+
+    def _face_present(self, m: LoadedModel, feats: dict) -> np.ndarray:
+        """(T, 3) bool: the visual column of `feats` where model m's face expert reads a face, else all False."""
+        out = np.zeros_like(np.asarray(feats["present"], bool))
+        if self._face(m):
+            out[:, 2] = np.asarray(feats["present"], bool)[:, 2]
+        return out
+
+    def _read_emotions(self, m: LoadedModel, used: dict, feats: dict, speakers: list[str]) -> dict:
+        """A 7-way model's per-modality readings, their fusion with its face expert, and the uncertain flags."""
+        from pipeline.prediction.readings import read_emotions
+
+        trained = [k for k in MODALITIES if m.spec[k]["name"] != NONE and k in self.modalities]
+        face = m.fusion.face_reading(feats["visual"], feats["present"][:, 2]) if self._face(m) else None
+        return read_emotions(lambda view: run_model(m.model, view, speakers), used, trained, m.fusion, face)
+
+    def _merge(self, segments: list, outputs: dict[str, tuple[LoadedModel, Any]], present: np.ndarray | None) -> list[dict]:
+        """Per utterance: what each model's task reports (model.tasks; a 7-way model's fused reading, each
+        modality's reading and the uncertain flag), then the positive/negative label: the binary model's decision
+        when there is one, else the sign of the sentiment score."""
         from model.tasks import get_task
 
-        fields = {name: get_task(m.task).fields(values, m.emotion) for name, (m, values) in outputs.items()}
+        fields = {name: (_emotion_fields(values) if m.fusion is not None else get_task(m.task).fields(values, m.emotion))
+                  for name, (m, values) in outputs.items()}
         rows = []
         for i, s in enumerate(segments):
             row: dict[str, Any] = {"start": round(s.start, 3), "end": round(s.end, 3), "speaker": s.speaker, "text": s.text,
@@ -315,6 +354,27 @@ class Predictor:
             row["emotions"] = {e: row["emotions"][e] for e in EMOTIONS if e in row["emotions"]}
             rows.append(row)
         return rows
+
+
+def _emotion_fields(read: dict) -> list[dict]:
+    """Per utterance of a 7-way model's readings: "emotion" and "emotion_probs" (the fused reading; None where no
+    modality it reads is there), "readings" {words|voice|face: {"emotion", "probs"}} for the modalities present,
+    "uncertain" (bool) and "uncertain_why"."""
+    from model.tasks import EMOTION_CLASSES
+
+    def dist(p: np.ndarray) -> dict | None:
+        if np.isnan(p).any():
+            return None
+        return {"emotion": EMOTION_CLASSES[int(np.argmax(p))], "probs": {c: round(float(v), 4) for c, v in zip(EMOTION_CLASSES, p)}}
+
+    rows = []
+    for i, p in enumerate(read["fused"]):
+        fused = dist(p)
+        readings = {name: d for name, r in read["readings"].items() if (d := dist(r[i])) is not None}
+        why = read["uncertain"][i]
+        rows.append({"emotion": fused["emotion"] if fused else None, "emotion_probs": fused["probs"] if fused else None,
+                     "readings": readings, "uncertain": why is not None, "uncertain_why": why})
+    return rows
 
 
 class _Group:

@@ -345,7 +345,7 @@ def build_ensemble(ds: dict, ens: EnsembleSpec, runs: dict[str, RunSpec]) -> dic
         path.unlink(missing_ok=True)
         raise
     task, emotion = ckpt["task"], ckpt.get("emotion")
-    train_ids, valid_ids = split_validation(ds["train"], tcfg.valid_ratio, tcfg.split_seed if tcfg.split_seed is not None else tcfg.seed)
+    train_ids, valid_ids = split_validation(ds["train"], tcfg.valid_ratio, tcfg.split_seed if tcfg.split_seed is not None else tcfg.seed, ds["meta"].get("groups"))
     device = torch.device("cpu")
     weights = class_weights(DialogueDataset(ds, train_ids, task, emotion), task, tcfg.class_weights)
     valid = evaluate(model, DialogueDataset(ds, valid_ids, task, emotion), task, device, weights) if valid_ids else {"loss": float("nan"), "metrics": {}}

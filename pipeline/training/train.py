@@ -42,15 +42,22 @@ def pick_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-def split_validation(videos: list[str], ratio: float, seed: int) -> tuple[list[str], list[str]]:
+def split_validation(videos: list[str], ratio: float, seed: int, groups: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
     """Seeded split of training videos into (train, valid) by data.splits.hash_split: a video's side depends on
-    its id and the seed alone (so one corpus's validation videos are the same alone or merged with others);
-    at least one validation video when ratio > 0 and there are two or more videos."""
+    its id (or its group's, see below) and the seed alone (so one corpus's validation videos are the same alone
+    or merged with others); at least one validation video when ratio > 0 and there are two or more.
+
+    groups: video -> group (a dataset's meta["groups"], e.g. the speaker of augmented copies of one recording):
+    the videos of a group stay on one side, so no copy of a validation recording or speaker is trained on."""
     from data.splits import hash_split
 
     if ratio <= 0 or len(videos) < 2:
         return list(videos), []
-    return hash_split(videos, ratio, seed, "valid")
+    groups = groups or {}
+    key = {v: groups.get(v, v) for v in videos}
+    kept, _ = hash_split(list(dict.fromkeys(key.values())), ratio, seed, "valid")
+    keep = set(kept)
+    return [v for v in videos if key[v] in keep], [v for v in videos if key[v] not in keep]
 
 
 def corpus_of(ds: dict, vid: str) -> str:
@@ -207,7 +214,7 @@ def check_trainable(ds: dict, tcfg: TrainConfig, source: Any) -> tuple[list[str]
     labelled training utterance for the task. Returns the (train, valid) video ids."""
     check_settings(tcfg)
     prepare(ds, tcfg.task, tcfg.emotion, source)
-    train_ids, valid_ids = split_validation(ds["train"], tcfg.valid_ratio, tcfg.seed if tcfg.split_seed is None else tcfg.split_seed)
+    train_ids, valid_ids = split_validation(ds["train"], tcfg.valid_ratio, tcfg.seed if tcfg.split_seed is None else tcfg.split_seed, ds["meta"].get("groups"))
     spec = get_task(tcfg.task)
     if not any((~np.isnan(spec.targets(ds["labels"][v], tcfg.emotion))).any() for v in train_ids):
         col = tcfg.emotion or "sentiment"
@@ -248,7 +255,7 @@ def run_training(
     torch.manual_seed(tcfg.seed)
     np.random.seed(tcfg.seed)
 
-    train_ids, valid_ids = split_validation(ds["train"], tcfg.valid_ratio, tcfg.seed if tcfg.split_seed is None else tcfg.split_seed)
+    train_ids, valid_ids = split_validation(ds["train"], tcfg.valid_ratio, tcfg.seed if tcfg.split_seed is None else tcfg.split_seed, ds["meta"].get("groups"))
     train_set = DialogueDataset(ds, balanced(ds, train_ids) if tcfg.balance_corpora else train_ids, task, emotion)
     valid_set = DialogueDataset(ds, valid_ids, task, emotion)
     test_set = DialogueDataset(ds, ds["test"], task, emotion)

@@ -45,6 +45,17 @@ function stem(name) {
 }
 
 // emotion probabilities to draw: the 7-way model's, else the per-emotion models'
+// what each modality says (7-way emotion models): words, voice, face, each {emotion, probs}
+const READINGS = ["words", "voice", "face"];
+
+function readingText(r) {
+  return r ? `${r.emotion} ${fmt(r.probs[r.emotion])}` : "–";
+}
+
+function readingsOf(res) {
+  return READINGS.filter((k) => res.utterances.some((u) => u.readings && u.readings[k]));
+}
+
 function bands(u) {
   return u.emotion_probs || u.emotions || {};
 }
@@ -192,8 +203,9 @@ function timelineValues(r) {
 
 function utteranceTitle(u) {
   const emo = Object.entries(bands(u)).map(([k, p]) => `${k} ${fmt(p)}`).join(", ");
+  const said = READINGS.filter((k) => u.readings && u.readings[k]).map((k) => `${k}: ${readingText(u.readings[k])}`).join(", ");
   return `${fmt(u.start)}–${fmt(u.end)} s  ${u.speaker}: ${u.text}\nsentiment ${fmt(u.sentiment, 2, true)} (${u.label || "–"})` +
-    (emo ? `\n${emo}` : "");
+    (said ? `\n${said}` : "") + (emo ? `\n${emo}` : "") + (u.uncertain ? `\nuncertain: ${u.uncertain_why}` : "");
 }
 
 function seek(i) {
@@ -240,21 +252,42 @@ function drawBands(r) {
   const labels = $("band-labels");
   labels.replaceChildren();
   const names = r.utterances.length ? Object.keys(bands(r.utterances[0])) : [];
+  const said = readingsOf(r);
   svg.parentElement.hidden = names.length === 0;
   if (!names.length) return;
-  const W = svg.clientWidth || 800, row = 18, axis = 16, H = names.length * row + axis;
+  const W = svg.clientWidth || 800, row = 18, axis = 16, H = (said.length + names.length) * row + axis;
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svg.setAttribute("height", H);
   const end = clipEnd(r);
   const x = (t) => (t / end) * W;
-  names.forEach((name, k) => {
+  // one row per modality's reading (its emotion, shaded by its probability), then the fused probabilities
+  said.forEach((key, k) => {
+    labels.append(el("div", { class: "band-label reading" }, key));
+    r.utterances.forEach((u, i) => {
+      const reading = u.readings && u.readings[key];
+      if (!reading) return;
+      const p = reading.probs[reading.emotion];
+      const w = Math.max(2, x(u.end) - x(u.start));
+      const rect = svgEl("rect", { x: x(u.start), y: k * row + 1, width: w, height: row - 2, class: "band reading",
+        "fill-opacity": (0.06 + 0.94 * p).toFixed(3), "data-index": i });
+      const title = svgEl("title");
+      title.textContent = `${key} says ${readingText(reading)} — ${u.speaker}: ${u.text}`;
+      rect.append(title);
+      rect.addEventListener("click", () => seek(i));
+      const label = svgEl("text", { x: x(u.start) + 3, y: k * row + row - 5, class: "reading-text" + (p > 0.55 ? " on-dark" : "") });
+      label.textContent = w > 40 ? reading.emotion : "";
+      svg.append(rect, label);
+    });
+  });
+  names.forEach((name, j) => {
+    const k = j + said.length;
     labels.append(el("div", { class: "band-label" }, name));
     r.utterances.forEach((u, i) => {
       const p = bands(u)[name] ?? 0;
       const rect = svgEl("rect", { x: x(u.start), y: k * row + 1, width: Math.max(2, x(u.end) - x(u.start)), height: row - 2,
         class: "band", "fill-opacity": (0.06 + 0.94 * p).toFixed(3), "data-index": i });
       const title = svgEl("title");
-      title.textContent = `${name} ${fmt(p)} — ${u.speaker}: ${u.text}`;
+      title.textContent = `${name} ${fmt(p)}${u.uncertain ? " (uncertain: " + u.uncertain_why + ")" : ""} — ${u.speaker}: ${u.text}`;
       rect.append(title);
       rect.addEventListener("click", () => seek(i));
       svg.append(rect);
@@ -276,6 +309,7 @@ function tableColumns(r) {
   if (has("sentiment")) cols.push("sentiment");
   if (has("label")) cols.push("label");
   if (has("positive_prob")) cols.push("positive_prob");
+  cols.push(...readingsOf(r));
   if (has("emotion")) cols.push("emotion");
   const emotions = r.utterances.length ? Object.keys(r.utterances[0].emotions || {}) : [];
   return cols.concat(emotions.map((e) => "emotions." + e));
@@ -283,7 +317,8 @@ function tableColumns(r) {
 
 function cell(u, col) {
   if (col.startsWith("emotions.")) return fmt(u.emotions[col.slice(9)]);
-  if (col === "emotion") return u.emotion_probs ? `${u.emotion} ${fmt(u.emotion_probs[u.emotion])}` : u.emotion;
+  if (READINGS.includes(col)) return readingText(u.readings && u.readings[col]);
+  if (col === "emotion") return u.emotion_probs ? `${u.emotion} ${fmt(u.emotion_probs[u.emotion])}${u.uncertain ? " ?" : ""}` : u.emotion;
   if (col === "sentiment") return fmt(u.sentiment, 2, true);
   if (col === "start" || col === "end" || col === "positive_prob") return fmt(u[col]);
   return u[col] === null || u[col] === undefined ? "–" : String(u[col]);
@@ -298,7 +333,11 @@ function drawTable(r) {
   body.replaceChildren();
   r.utterances.forEach((u, i) => {
     const tr = el("tr", { "data-index": i, tabindex: 0, class: u.label || "" });
-    for (const c of cols) tr.append(el("td", { class: "col-" + c.replace("emotions.", "emo-") }, cell(u, c)));
+    for (const c of cols) {
+      const td = el("td", { class: "col-" + c.replace("emotions.", "emo-") }, cell(u, c));
+      if (c === "emotion" && u.uncertain) td.title = "uncertain: " + u.uncertain_why;
+      tr.append(td);
+    }
     tr.addEventListener("click", () => seek(i));
     tr.addEventListener("keydown", (e) => { if (e.key === "Enter") seek(i); });
     body.append(tr);
