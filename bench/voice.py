@@ -73,7 +73,10 @@ def score(x: np.ndarray, clips: list[VoiceClip], train: list[int], test: list[in
     n_rep = len(range(x.shape[1])[train_versions]) * len(cut_idx)
     model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000, class_weight="balanced"))
     model.fit(rows(x, train, train_versions, cut_idx), np.repeat(y_of[train], n_rep))
-    return {cut: uar(y_of[test], model.predict(rows(x, test, slice(0, 1), [CUTS.index(cut)]))) for cut in ("whisper", "whole")}
+    out = {cut: uar(y_of[test], model.predict(rows(x, test, slice(0, 1), [CUTS.index(cut)]))) for cut in ("whisper", "whole")}
+    # the scored clips' own degraded copies (their augmented versions, Whisper cut): another channel than recorded
+    out["degraded"] = uar(np.repeat(y_of[test], x.shape[1] - 1), model.predict(rows(x, test, slice(1, None), [CUTS.index("whisper")])))
+    return out
 
 
 def main() -> None:
@@ -94,8 +97,9 @@ def main() -> None:
     urdu = [i for i, c in enumerate(keep) if c.corpus == "urdu"]
     fit = [i for i, c in enumerate(keep) if (c.corpus, c.speaker) not in VALID]
     valid = [i for i, c in enumerate(keep) if (c.corpus, c.speaker) in VALID]
-    print("\nUAR (%), 4 emotions, chance 25; scored on recordings as they are, cut by Whisper / whole clip")
-    print(f"{'features':<12} {'normalise':<12} {'RAVDESS -> URDU':>18} {'URDU -> RAVDESS':>18} {'both -> valid spk':>19}")
+    print("\nUAR (%), 4 emotions, chance 25; scored on the recordings as they are, cut by Whisper / the whole clip, and on")
+    print("their degraded copies (gain, reverberation, noise, codec; Whisper cut)")
+    print(f"{'features':<12} {'normalise':<12} {'RAVDESS -> URDU':>24} {'URDU -> RAVDESS':>24} {'both -> valid speakers':>24}")
     best = None
     for name, x in feats.items():
         for norm in ("none", "per speaker"):
@@ -103,19 +107,19 @@ def main() -> None:
             a = score(xx, keep, ravdess, urdu)
             b = score(xx, keep, urdu, ravdess)
             c = score(xx, keep, fit, valid)
-            cells = [f"{100 * r['whisper']:.1f} / {100 * r['whole']:.1f}" for r in (a, b, c)]
-            print(f"{name:<12} {norm:<12} {cells[0]:>18} {cells[1]:>18} {cells[2]:>19}")
+            cells = [f"{100 * r['whisper']:.1f} / {100 * r['whole']:.1f} / {100 * r['degraded']:.1f}" for r in (a, b, c)]
+            print(f"{name:<12} {norm:<12} {cells[0]:>24} {cells[1]:>24} {cells[2]:>24}")
             loco = np.mean([a["whisper"], a["whole"], b["whisper"], b["whole"]])
             if best is None or loco > best[0]:
                 best = (loco, name, norm)
     _, name, norm = best
     print(f"\nbest by the mean of the four leave-one-corpus-out figures: {name}, normalise {norm}")
     x = normalised(feats[name], keep) if norm != "none" else feats[name]
-    print(f"\n{name}: what augmentation and cut jitter add (UAR %, Whisper cut / whole clip)")
+    print(f"\n{name}: what augmentation and cut jitter add (UAR %, Whisper cut / whole clip / degraded copies)")
     for label, versions, cuts in (("all copies, all cuts", slice(None), CUTS), ("no augmented copies", slice(0, 1), CUTS),
                                   ("Whisper cut only", slice(None), ("whisper",)), ("neither", slice(0, 1), ("whisper",))):
         cells = [score(x, keep, tr, te, versions, cuts) for tr, te in ((ravdess, urdu), (urdu, ravdess), (fit, valid))]
-        print(f"  {label:<22} " + "   ".join(f"{100 * r['whisper']:.1f} / {100 * r['whole']:.1f}" for r in cells))
+        print(f"  {label:<22} " + "   ".join(f"{100 * r['whisper']:.1f} / {100 * r['whole']:.1f} / {100 * r['degraded']:.1f}" for r in cells))
 
 
 if __name__ == "__main__":

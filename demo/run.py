@@ -413,23 +413,28 @@ def real_people(folder: Path, plot: Path) -> None:
     if not clips:
         return
     predictor = Predictor(model)
-    print(f"  {len(clips)} clips of two actors saying \"Don't forget a jacket\" (the words carry no emotion: the voice does)")
-    print(f"  {'clip':<22} {'acted':<10} {'predicted':<10} {'p':>5}  sentiment  transcript (Whisper)")
+    print(f"  {len(clips)} clips of two actors saying \"Don't forget a jacket\" (the words carry no emotion: the voice and the face do)")
+    print(f"  {'clip':<22} {'acted':<10} {'predicted':<12} {'words say':<16} {'voice says':<16} {'face says':<16} transcript (Whisper)")
     right, shown = 0, None
+
+    def said(u: dict, key: str) -> str:
+        r = u.get("readings", {}).get(key)
+        return f"{r['emotion']} {r['probs'][r['emotion']]:.2f}" if r else "-"
+
     for clip in clips:
         r = predictor.predict(clip)
         acted = CREMAD_CODES.get(clip.stem.split("_")[2], "?")
         if not r["utterances"]:
-            print(f"  {clip.name:<22} {acted:<10} {'-':<10}        {r.get('note') or r.get('error')}")
+            print(f"  {clip.name:<22} {acted:<10} {'-':<12} {r.get('note') or r.get('error')}")
             continue
         u = max(r["utterances"], key=lambda x: x["end"] - x["start"])
         right += u["emotion"] == acted
-        print(f"  {clip.name:<22} {acted:<10} {u['emotion']:<10} {u['emotion_probs'][u['emotion']]:5.2f}  {u['sentiment']:+9.2f}  {u['text']}")
+        predicted = f"{u['emotion']}{' ?' if u.get('uncertain') else ''}"
+        print(f"  {clip.name:<22} {acted:<10} {predicted:<12} {said(u, 'words'):<16} {said(u, 'voice'):<16} {said(u, 'face'):<16} {u['text']}")
         if shown is None and clip.suffix == ".flv":
             shown = r
-    print(f"  {right} of {len(clips)} acted emotions recognised (chance: 1 in 7). The shipped emotion model's voice stream was learnt")
-    print("  from RAVDESS's studio recordings only and does not carry over to these; its words, MELD and GoEmotions")
-    print("  figures are in model/pretrained/MODEL_CARD.md")
+    print(f"  {right} of {len(clips)} acted emotions recognised (chance: 1 in 7; '?': uncertain). The .flv clips show the actor's")
+    print("  face, the .mp3 ones are voice only; every figure of the shipped model is in model/pretrained/MODEL_CARD.md")
     if shown is not None:
         print(f"  wrote {plot_predictions([shown], plot)}")
 

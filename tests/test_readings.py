@@ -195,3 +195,37 @@ def test_calibration_softens_the_network_as_the_rule_says(seven_way):
     for a, b in zip(plain["utterances"], soft["utterances"]):
         p = np.array(list(a["emotion_probs"].values()))
         np.testing.assert_allclose(temper(p[None], 1.5)[0], list(b["emotion_probs"].values()), atol=2e-4)
+
+
+def test_bad_input_marks_the_missing_modality_absent(seven_way, tmp_path):
+    """A face lost half-way, a mono 8 kHz telephone recording, a silent clip and music only: each gives a result
+    in which what is missing is absent, never an invented reading."""
+    import subprocess
+    import wave
+
+    from demo.clipgen import astronaut, make_clip
+    from pipeline.prediction.predict import Predictor
+
+    predictor = Predictor(seven_way["fused"])
+    grey = np.full((240, 240, 3), 128, np.uint8)
+    make_clip(tmp_path / "half.mp4", ["I am really happy to see you", "now I am leaving the room"], [astronaut(), grey], gap=0.5)
+    half = predictor.predict(tmp_path / "half.mp4")["utterances"]
+    assert [sorted(u["readings"]) for u in half] == [["face", "voice", "words"], ["voice", "words"]]
+    assert [u["modalities"] for u in half] == [["text", "audio", "visual"], ["text", "audio"]]
+
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(seven_way["voice_clip"]), "-ar", "8000", "-ac", "1", "-c:a", "pcm_mulaw",
+                    str(tmp_path / "phone.wav")], check=True)
+    phone = predictor.predict(tmp_path / "phone.wav")["utterances"]
+    assert phone and all(sorted(u["readings"]) == ["voice", "words"] and u["emotion"] for u in phone)
+
+    sr = 16000
+    t = np.arange(6 * sr) / sr
+    music = sum(0.1 * np.sin(2 * np.pi * f * t) for f in (220, 277, 330)) * (0.6 + 0.4 * np.sign(np.sin(2 * np.pi * 2 * t)))
+    for name, signal in (("silent", np.zeros(3 * sr)), ("music", music)):
+        with wave.open(str(tmp_path / f"{name}.wav"), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(sr)
+            w.writeframes((np.clip(signal, -1, 1) * 32767).astype(np.int16).tobytes())
+        result = predictor.predict(tmp_path / f"{name}.wav")
+        assert result["utterances"] == [] and "no speech" in result["note"], name

@@ -20,6 +20,12 @@ CORPORA = {
     "cremad": ("CREMA-D (12 clips)", "2 actors saying one sentence in 6 acted emotions: 6 talking-face clips (actor 1001) and 6 "
                "audio-only (actor 1002)", "evaluation only", "ODbL 1.0"),
 }
+AUDIO_SETS = {
+    "eGeMAPSv02": "openSMILE's extended Geneva minimalistic acoustic parameters (88 functionals: pitch, loudness, spectral balance, "
+                  "voice quality, rate)",
+    "IS09": "openSMILE's INTERSPEECH 2009 emotion challenge functionals (384)",
+    "whisper": "the mean and standard deviation of Whisper tiny.en's encoder states over the utterance (768)",
+}
 HEADLINE = {"regression": ("accuracy_binary", "mae", "pearson_r"), "emotion-class": ("accuracy", "f1_weighted", "f1_macro", "uar")}
 
 
@@ -116,9 +122,9 @@ def write_model_card(report: dict[str, Any], path: str | Path) -> Path:
         "",
         f"- **text**: `{recipe['text']}` (all-MiniLM-L6-v2 sentence embeddings, 384-d). Sentiment: CMU-MOSI transcripts.",
         "  Emotion: MELD, GoEmotions and the Whisper transcripts of RAVDESS (two neutral sentences: no emotion in the words).",
-        f"- **audio** (emotion only): `{recipe['audio']}`, the mean and standard deviation of Whisper tiny.en's encoder states over",
-        "  the utterance (768-d), chosen leave-one-corpus-out among IS09, eGeMAPSv02 and these (bench/README.md \"voice\").",
-        f"  Learnt from RAVDESS actors 1-18 (one studio) and URDU's training speakers (TV talk shows), each recording also as",
+        f"- **audio** (emotion only): `{recipe['audio']}`, {AUDIO_SETS.get(recipe['audio'], 'see extractors/')}, chosen",
+        "  leave-one-corpus-out among openSMILE's IS09 and eGeMAPSv02 and Whisper's encoder states (bench/README.md \"voice\").",
+        "  Learnt from RAVDESS actors 1-18 (one studio) and URDU's training speakers (TV talk shows), each recording also as",
         f"  {voice['augmented_copies']} augmented copies (gain ±12 dB, light reverberation, noise at 10-30 dB SNR, mp3/aac/opus/GSM at",
         "  low bitrates) and cut three ways (Whisper's utterance, the whole clip, jittered ends), so the voice hears past",
         "  one microphone and one segmenter.",
