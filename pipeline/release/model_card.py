@@ -7,6 +7,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from extractors.media import VIDEO_SUFFIXES
+from model.tasks import NEUTRAL_BAND
+
 CORPORA = {
     "mosi": ("CMU-MOSI transcripts", "sentiment -3..3 of YouTube opinion monologues (62 train / 11 test videos)", "text",
              "CMU-MOSI, released by CMU MultiComp for research"),
@@ -46,10 +49,32 @@ def _mode(rows: list[dict], key: str) -> str:
     return f"{top} for {n} of {len(rows)} clips"
 
 
+def cremad_clips(rows: list[dict]) -> dict[str, Any]:
+    """What the CREMA-D evaluation holds, counted from report.json's rows (so the card's words match its table):
+    {"clips", "actors": {actor: n clips}, "videos": talking-face clips, "audio": voice-only clips, "video_actors"}."""
+    actors = Counter(r["clip"].split("_")[0] for r in rows)
+    videos = [r for r in rows if Path(r["clip"]).suffix.lower() in VIDEO_SUFFIXES]
+    return {"clips": len(rows), "actors": dict(actors), "videos": len(videos), "audio": len(rows) - len(videos),
+            "video_actors": sorted({r["clip"].split("_")[0] for r in videos})}
+
+
+def _cremad_words(rows: list[dict]) -> str:
+    """e.g. "12 clips of 2 actors: 1001's 6 talking-face videos, 1002's 6 voice recordings"."""
+    c = cremad_clips(rows)
+    parts = []
+    for actor, n in c["actors"].items():
+        kinds = Counter("talking-face video" if Path(r["clip"]).suffix.lower() in VIDEO_SUFFIXES else "voice recording"
+                        for r in rows if r["clip"].split("_")[0] == actor)
+        parts.append(f"{actor}'s " + " and ".join(f"{k} {kind}{'s' if k != 1 else ''}" for kind, k in kinds.items()))
+    return f"{c['clips']} clips of {len(c['actors'])} actor{'s' if len(c['actors']) != 1 else ''}: {', '.join(parts)}"
+
+
 def write_model_card(report: dict[str, Any], path: str | Path) -> Path:
     """MODEL_CARD.md from report.json's content."""
     recipe = report["recipe"]
     sent, emo = report["sentiment"], report["emotion"]
+    crema = report.get("cremad") or []
+    faces = cremad_clips(crema)["videos"] if crema else 0
     lines = [
         "# Multilogue pretrained model",
         "",
@@ -59,8 +84,8 @@ def write_model_card(report: dict[str, Any], path: str | Path) -> Path:
         "## What it predicts",
         "",
         "Per utterance of a clip (transcribed by Whisper tiny.en when it has no transcript):",
-        "- **sentiment**: a score in -3..+3 and positive/negative by its sign: `sentiment/`, a Multilogue-Net regression",
-        "  ensemble (text only);",
+        f"- **sentiment**: a score in -3..+3 and a label, neutral when |score| < {NEUTRAL_BAND:g}, else positive or negative by its",
+        "  sign: `sentiment/`, a Multilogue-Net regression ensemble (text only);",
         "- **emotion**: one of neutral, happiness, sadness, anger, surprise, disgust, fear with its seven probabilities:",
         "  `emotion/`, a Multilogue-Net 7-way classifier ensemble (text and audio).",
         "",
@@ -76,8 +101,8 @@ def write_model_card(report: dict[str, Any], path: str | Path) -> Path:
         "  North-American actors (actors 1-18) reading two sentences in a studio. It does not transfer to other recordings",
         "  yet: see the CREMA-D clips below.",
         "- **visual**: none. No corpus available here has real faces with labels (MELD's and RAVDESS's videos are not",
-        "  in the shared data; CREMA-D has six clips, used for testing only), so the models have no visual input and",
-        "  predict does not analyse faces for them.",
+        f"  in the shared data; CREMA-D's {faces} talking-face clips are used for testing only), so the models have no visual",
+        "  input and predict does not analyse faces for them.",
         "- The sentiment model never saw audio: its sentiment comes from the words.",
         "",
         "## Data and licences",
@@ -87,8 +112,11 @@ def write_model_card(report: dict[str, Any], path: str | Path) -> Path:
     ]
     for key, (name, what, used, licence) in CORPORA.items():
         lines.append(f"| {name} | {what} | {used} | {licence} |")
+    if crema:
+        c = cremad_clips(crema)
+        lines.append(f"| CREMA-D ({c['clips']} clips) | acted emotions, {len(c['actors'])} actors ({c['videos']} talking-face videos, "
+                     f"{c['audio']} voice recordings) | evaluation only | ODbL 1.0 |")
     lines += [
-        "| CREMA-D (6 clips) | acted emotions, one actor, talking face | evaluation only | ODbL 1.0 |",
         "",
         "**What the licences mean for these weights.** The emotion model is trained in part on RAVDESS (CC BY-NC-SA 4.0)",
         "and MELD (GPL-3.0). Treat the weights as a derivative of both: non-commercial use only, redistribution under the",
@@ -104,7 +132,7 @@ def write_model_card(report: dict[str, Any], path: str | Path) -> Path:
         "ridge (sentiment) regression on the same features plus presence flags, its strength chosen on the same",
         "validation split. Published figures come from other models and features and, where noted, other splits.",
         "",
-        "### Sentiment (regression; binary accuracy is the sign of the score, >= 0 positive)",
+        "### Sentiment (regression; binary accuracy is the sign of the score, >= 0 positive, whatever the neutral band)",
         "",
         *_table(sent),
         "",
@@ -113,14 +141,14 @@ def write_model_card(report: dict[str, Any], path: str | Path) -> Path:
         *_table(emo),
         "",
     ]
-    crema = report.get("cremad") or []
     if crema:
         right = sum(1 for r in crema if r.get("predicted") == r["acted"])
         lines += [
             f"### CREMA-D clips: predicted vs acted emotion ({right} of {len(crema)} right; chance is 1 in 7)",
             "",
-            "Two actors saying \"Don't forget a jacket\" (emotionally neutral words, so the acted emotion is in the voice; the",
-            "talking-face clips' faces are not used by this model). The audio-only and text-only columns are the emotion",
+            f"{_cremad_words(crema)}, each saying",
+            "\"Don't forget a jacket\" (emotionally neutral words, so the acted emotion is in the voice; the talking-face clips'",
+            "faces are not used by this model). The audio-only and text-only columns are the emotion",
             f"model with one modality, the other absent: {_mode(crema, 'text_only')} with the text alone, and",
             f"{_mode(crema, 'audio_only')} with the voice alone, whose model was learnt from RAVDESS's studio recordings",
             "only (another microphone, level and codec than these).",

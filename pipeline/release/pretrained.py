@@ -15,7 +15,8 @@ splits its training never saw.
    conversations: sentiment regression on MOSI (its emotions are unlabelled), and the 7-way emotion classifier
    (emotion-class) on MELD + GoEmotions + RAVDESS together, a modality a corpus lacks being absent there.
 3. Figures on each corpus's test split, beside a logistic / ridge regression on the same features (its strength
-   chosen on the same validation split), and the six CREMA-D talking-face clips (predicted vs acted emotion).
+   chosen on the same validation split), and CREMA-D's clips in ../shared/data/cremad (predicted vs acted emotion:
+   12 clips of 2 actors, 6 talking-face videos and 6 voice recordings).
 4. Export: float16 ensembles in OUT/sentiment and OUT/emotion, OUT/report.json with every figure, and
    OUT/MODEL_CARD.md written from the report.
 
