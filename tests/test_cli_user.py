@@ -87,3 +87,12 @@ def test_predict_help_names_the_shipped_model_as_the_default(capsys):
     assert "default: the shipped model in model/pretrained" in out
     assert "runs/demo" not in out
     assert "neutral when |sentiment| < 0.5" in out
+
+
+def test_help_imports_no_torch():
+    """`cli.py --help` and a subcommand's help start without torch (the environment check only locates it)."""
+    probe = ("import sys, runpy\nsys.argv = ['cli.py', 'predict', '--help']\ntry:\n    runpy.run_path('cli.py', run_name='__main__')\n"
+             "except SystemExit:\n    pass\nprint('torch' in sys.modules, file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "--checkpoint" in proc.stdout
+    assert proc.stderr.strip().splitlines()[-1] == "False"
