@@ -524,3 +524,38 @@ def test_a_signal_stops_the_server_mid_prediction_and_leaves_nothing(served_mode
             proc.wait()
         if client is not None:
             client.join(timeout=30)
+
+
+def test_workers_end_with_a_server_killed_outright(served_models, tmp_path):
+    """kill -9 gives the server no chance to clean up; its worker process notices within a second that its server is
+    gone and ends itself with everything it started, mid-prediction too."""
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "cli.py", "serve", "--checkpoint", str(served_models["runs"]), "--port", "0",
+                             "--max-utterances", "100000"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        line = ""
+        deadline = time.monotonic() + 120
+        while "serving on" not in line:
+            assert time.monotonic() < deadline and proc.poll() is None, "serve did not start"
+            line = proc.stderr.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+", line).group(0)
+        client = threading.Thread(target=lambda: _ignore_errors(lambda: upload(url, served_models["clip"], ("many.srt", _cues(20000, 6.0)))))
+        client.start()
+        wait_until(lambda: request(url + "/api/health").json()["queue"]["running"] == 1, timeout=60)
+        family = _family(proc.pid)
+        assert family
+        proc.kill()
+        proc.wait(timeout=10)
+        wait_until(lambda: _alive(family) == set(), timeout=5)
+        client.join(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _ignore_errors(fn) -> None:
+    try:
+        fn()
+    except OSError:
+        pass
