@@ -13,6 +13,7 @@ import sys
 import threading
 
 from core.environment import install_hint, missing_packages
+from core.errors import UserError
 
 PACKAGES = ("core", "data", "model", "pipeline", "extractors", "commands")  # ours: they log at INFO
 EXIT_USER_ERROR = 2  # as commands.common, which cannot be imported before the environment is checked
@@ -40,7 +41,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USER_ERROR
     from commands.common import EXIT_INTERRUPTED, close_bars
-    from core.errors import UserError
 
     args = build_parser().parse_args(argv)
     # our packages log at INFO; third-party libraries only from WARNING unless --verbose
