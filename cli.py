@@ -12,14 +12,17 @@ import signal
 import sys
 import threading
 
-from commands import SUBCOMMANDS
-from commands.common import EXIT_INTERRUPTED, EXIT_USER_ERROR, Parser, close_bars
+from core.environment import install_hint, missing_packages
 from core.errors import UserError
 
 PACKAGES = ("core", "data", "model", "pipeline", "extractors", "commands")  # ours: they log at INFO
+EXIT_USER_ERROR = 2  # as commands.common, which cannot be imported before the environment is checked
 
 
-def build_parser() -> Parser:
+def build_parser():
+    from commands import SUBCOMMANDS
+    from commands.common import Parser
+
     parser = Parser(prog="cli.py", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -33,6 +36,12 @@ def _interrupt(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    problem = missing_packages(argv)  # outside the virtualenv: one line saying which python to use, not a traceback
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    from commands.common import EXIT_INTERRUPTED, close_bars
+
     args = build_parser().parse_args(argv)
     # our packages log at INFO; third-party libraries only from WARNING unless --verbose
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -45,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         close_bars()
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except ModuleNotFoundError as e:  # a package of requirements.txt missing from this environment
+        if (e.name or "").split(".")[0] in (*PACKAGES, "cli"):
+            raise  # one of ours: a bug, not the environment
+        close_bars()
+        print(f"error: {install_hint(e.name or str(e), argv)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         close_bars()

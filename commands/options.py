@@ -88,8 +88,8 @@ def add_asr(p: argparse.ArgumentParser, *, recorded: bool) -> None:
 
 
 def add_checkpoint(p: argparse.ArgumentParser, *, required: bool = False, what: str = "") -> None:
-    """--checkpoint: a checkpoint.pt, a run folder or a folder of runs (default: the shipped model, else runs/demo)."""
-    default = "" if required else "; default: the shipped model (model/pretrained), else runs/demo"
+    """--checkpoint: a checkpoint.pt, a run folder or a folder of runs (default: the shipped model)."""
+    default = "" if required else "; default: the shipped model in model/pretrained (see its MODEL_CARD.md, or `cli.py info model/pretrained`)"
     p.add_argument("--checkpoint", type=Path, default=None, required=required,
                    help=f"checkpoint.pt, a run folder, or a folder of runs{what}{default}")
 

@@ -15,8 +15,8 @@ def add_predict(sub) -> None:
         "predict",
         help="per-utterance sentiment and emotions for clips",
         description="Run trained Multilogue-Net models on clips: per utterance start, end, speaker, text, sentiment "
-        "(-3..3, from a regression checkpoint), label (positive/negative: a binary checkpoint's decision, else the sign "
-        "of sentiment) and emotion probabilities (from emotion checkpoints). Features are extracted with the extractors "
+        "(-3..3, from a regression checkpoint), label (a binary checkpoint's positive/negative, else from the sentiment: "
+        "neutral when |sentiment| < 0.5, else its sign) and emotion probabilities (from emotion checkpoints). Features are extracted with the extractors "
         "recorded in the checkpoints. Exit status: 0 every clip worked, 1 some clips failed, 2 usage error.",
     )
     p.add_argument("clips", nargs="+", type=Path, help="clips, or folders of clips (searched recursively)")

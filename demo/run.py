@@ -350,10 +350,9 @@ def compare(result: dict, intended: list[Utterance]) -> str:
         emo = u.category if u.category in EMOTIONS else "none"
         top = max(p["emotions"], key=p["emotions"].get) if p["emotions"] else None
         top = top if top is not None and p["emotions"][top] > 0.5 else "none"
-        said = p["label"] if sign != "neutral" or p["sentiment"] is None else f"{p['sentiment']:+.2f}"
-        # a neutral sentence counts as recovered when the predicted sentiment is within 1 of 0
-        hits += (abs(p["sentiment"]) <= 1 if sign == "neutral" and p["sentiment"] is not None else p["label"] == sign) + (top == emo)
-        lines.append(f"  {u.text[:44]:<44} {sign + ' ' + emo:<20} {said} {top}")
+        # predict's label: neutral inside its band around 0 (model.tasks.NEUTRAL_BAND), else the sign
+        hits += (p["label"] == sign) + (top == emo)
+        lines.append(f"  {u.text[:44]:<44} {sign + ' ' + emo:<20} {p['label']} {top}")
     lines.append(f"  {hits} of {2 * len(intended)} intended labels and emotions recovered")
     return "\n".join(lines)
 

@@ -44,7 +44,7 @@ def join(clips: list[Path], out: Path) -> Path:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped model, else runs/demo")
+    ap.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped model (model/pretrained)")
     ap.add_argument("--clip", type=Path, nargs="+", required=True, help="a clip, or several to join into one")
     ap.add_argument("--transcript", type=Path, default=None)
     ap.add_argument("--seek", type=int, default=3, help="utterance (1-based) to seek to before the picture")
@@ -57,9 +57,11 @@ def main() -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from pipeline.serving.app import BackgroundServer, create_app, load_predictors
+    from pipeline.serving.app import create_app
+    from pipeline.serving.server import BackgroundServer
+    from pipeline.serving.worker import start_workers
 
-    app = create_app(load_predictors(args.checkpoint))
+    app = create_app(start_workers(args.checkpoint))
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         raise SystemExit("Chromium is not installed: apt-get install chromium")

@@ -18,7 +18,9 @@
 
 What predict reports per utterance: regression {"sentiment"}; binary {"positive_prob"}; emotion
 {"emotions": {<emotion>: P(present)}}; emotion-class {"emotion": the most probable class, "emotion_probs":
-{class: probability}}. A task added here is picked up by the CLI's --task choices, the model's head, training,
+{class: probability}}. Without a binary model the utterance's label comes from its sentiment score
+(sentiment_label: positive, negative, or neutral inside the band |score| < NEUTRAL_BAND); the metric stays the
+sign rule (accuracy_binary, >= 0 positive). A task added here is picked up by the CLI's --task choices, the model's head, training,
 evaluation, checkpoints and predict.
 """
 
@@ -38,6 +40,17 @@ if TYPE_CHECKING:
     import torch
 
 EMOTION_CLASSES = ("neutral", *EMOTIONS)
+# Scores this close to 0 read "neutral": the sign of -0.21 on "congressional district," is noise, not a judgement.
+# Half a point of the -3..3 scale, the annotators' smallest step being 1 (CMU-MOSI averages several ratings).
+NEUTRAL_BAND = 0.5
+
+
+def sentiment_label(score: float | None) -> str | None:
+    """The label predict reports for a sentiment score: "neutral" when |score| < NEUTRAL_BAND, else "positive" or
+    "negative" by its sign; None without a score."""
+    if score is None:
+        return None
+    return "neutral" if abs(score) < NEUTRAL_BAND else "positive" if score > 0 else "negative"
 
 
 def sentiment_targets(labels: np.ndarray, emotion: str | None = None) -> np.ndarray:

@@ -92,7 +92,7 @@ def test_json_table_csv_and_plot_agree(trained, capsys, tmp_path):
     for u, seg in zip(utts, trained["spans"]):
         assert u["start"] == pytest.approx(seg.start, abs=2e-3) and u["end"] == pytest.approx(seg.end, abs=2e-3)
         assert -3 <= u["sentiment"] <= 3
-        assert u["label"] == ("positive" if u["sentiment"] >= 0 else "negative")
+        assert u["label"] == ("neutral" if abs(u["sentiment"]) < 0.5 else "positive" if u["sentiment"] > 0 else "negative")
         assert set(u["emotions"]) == {"happiness"} and 0 <= u["emotions"]["happiness"] <= 1
     assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "wrote" in captured.err

@@ -42,6 +42,23 @@ def test_committed_weights_load_and_match_the_card():
     assert total < 30e6
 
 
+def test_the_card_says_what_its_tables_hold(tmp_path):
+    """The card's words about CREMA-D match its table (12 clips of 2 actors, not "6 clips, one actor"), the committed
+    card is what the generator writes from the committed report, and the label's neutral band is stated."""
+    from pipeline.release.model_card import cremad_clips, write_model_card
+
+    report = json.loads((SHIPPED / "report.json").read_text())
+    card = (SHIPPED / "MODEL_CARD.md").read_text()
+    c = cremad_clips(report["cremad"])
+    assert (c["clips"], len(c["actors"]), c["videos"], c["audio"]) == (12, 2, 6, 6)
+    assert "CREMA-D (12 clips) | acted emotions, 2 actors (6 talking-face videos, 6 voice recordings)" in card
+    assert "12 clips of 2 actors: 1001's 6 talking-face videos, 1002's 6 voice recordings" in card
+    assert "one actor" not in card and "(6 clips)" not in card and "six clips" not in card
+    assert card.count("| 100") == 12  # the table's rows: 1001_... and 1002_...
+    assert "neutral when |score| < 0.5" in card
+    assert write_model_card(report, tmp_path / "card.md").read_text() == card
+
+
 @pytest.mark.skipif(not CREMAD, reason="../shared/data/cremad not present")
 def test_shipped_model_predicts_on_a_real_talking_face_clip():
     from model.checkpoint import default_checkpoint
@@ -52,5 +69,5 @@ def test_shipped_model_predicts_on_a_real_talking_face_clip():
     (u,) = [u for u in result["utterances"] if u["text"]]
     assert "jacket" in u["text"].lower() and result["transcript"] == "whisper tiny.en (automatic)"
     assert u["emotion"] in u["emotion_probs"] and abs(sum(u["emotion_probs"].values()) - 1) < 1e-3
-    assert -3 <= u["sentiment"] <= 3 and u["label"] in ("positive", "negative")
+    assert -3 <= u["sentiment"] <= 3 and u["label"] in ("positive", "neutral", "negative")
     assert u["modalities"] == ["text", "audio"]  # the face is not an input of these models

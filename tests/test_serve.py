@@ -45,15 +45,20 @@ def leftovers(tmp_root: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def server(served_models, tmp_path_factory):
-    """The app on the session's predictor, served on a free port of 127.0.0.1; its temp folder is inspectable."""
-    from pipeline.serving.app import BackgroundServer, create_app
+    """The app on a worker process with the session's models, served on a free port of 127.0.0.1; its temp folder
+    is inspectable, and so is its worker."""
+    from pipeline.serving.app import create_app
+    from pipeline.serving.server import BackgroundServer
+    from pipeline.serving.worker import start_workers
 
     tmp_root = tmp_path_factory.mktemp("serve-tmp")
-    app = create_app([served_models["predictor"]], max_upload_mb=5, tmp_root=tmp_root)
+    workers = start_workers(served_models["runs"], 1, time_limit=120)
+    app = create_app(workers, max_upload_mb=5, tmp_root=tmp_root, max_clip_seconds=30, max_utterances=50)
     with BackgroundServer(app) as running:
-        running.tmp_root = tmp_root
+        running.tmp_root, running.worker = tmp_root, workers[0]
         yield running
     assert leftovers(tmp_root) == []
+    assert workers[0].pid is None
 
 
 def test_predict_returns_what_cli_predict_prints(server, served_models, capsys, tmp_path):
@@ -68,7 +73,11 @@ def test_predict_returns_what_cli_predict_prints(server, served_models, capsys, 
     assert reply.status == 200, reply.body
     got = reply.json()
     assert got["clip"] == "café über.mp4" and got["transcript"] == "naïve.srt"
-    assert {k: v for k, v in got.items() if k != "clip"} == {k: v for k, v in expected.items() if k != "clip"}
+    assert {k: v for k, v in got.items() if k not in ("clip", "models")} == {k: v for k, v in expected.items() if k not in ("clip", "models")}
+    # no path of the server: the models by their paths in the served folder (the CLI prints them as located)
+    assert got["models"] == {"regression": "regression/checkpoint.pt", "happiness": "emotion/happiness/checkpoint.pt"}
+    assert set(expected["models"]) == set(got["models"])
+    assert not re.search(r'"/[^"]', reply.text) and str(served_models["root"]) not in reply.text
     assert [(u["speaker"], u["text"]) for u in got["utterances"]] == served_models["target"]
     assert leftovers(server.tmp_root) == []
 
@@ -95,13 +104,17 @@ def test_without_transcript_the_clip_is_transcribed(server, served_models):
 
 
 def test_models_health_schema_and_page(server, served_models):
-    models = request(server.url + "/api/models").json()
+    reply = request(server.url + "/api/models")
+    models = reply.json()
+    assert not re.search(r'"/[^"]', reply.text) and str(served_models["root"]) not in reply.text  # no path of the server
+    assert models["checkpoint"] == "runs"
     assert {m["name"] for m in models["models"]} == {"regression", "happiness"}
     reg = next(m for m in models["models"] if m["name"] == "regression")
     assert reg["task"] == "regression" and reg["path"] == "regression/checkpoint.pt"
     assert reg["features"]["text"]["name"] == "glove" and reg["features"]["audio"]["dim"] == 384 and "test_metrics" in reg
     assert models["outputs"] == ["sentiment", "label", "happiness"] and models["transcriber"]["name"] == "whisper"
     assert models["limits"]["max_upload_mb"] == 5 and ".mp4" in models["limits"]["clip_types"]
+    assert models["limits"]["max_clip_seconds"] == 30 and models["limits"]["max_utterances"] == 50 and models["limits"]["time_limit_s"] == 120
     assert "model_card" in models
 
     health = request(server.url + "/api/health").json()
@@ -111,6 +124,13 @@ def test_models_health_schema_and_page(server, served_models):
     assert {"/api/predict", "/api/models", "/api/health", "/api/csv"} <= set(schema["paths"])
     body = schema["paths"]["/api/predict"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert body["required"] == ["clip"] and set(body["properties"]) == {"clip", "transcript"}
+    # every refusal a POST can get is documented, the 403 of a foreign page included
+    for path in ("/api/predict", "/api/preview", "/api/csv"):
+        answers = schema["paths"][path]["post"]["responses"]
+        assert {"400", "403", "413"} <= set(answers), (path, answers)
+        assert "another origin" in answers["403"]["description"]
+    assert {"415", "422", "503"} <= set(schema["paths"]["/api/predict"]["post"]["responses"])
+    assert "time_limit" in schema["paths"]["/api/predict"]["post"]["responses"]["503"]["description"]
 
     page = request(server.url + "/")
     assert page.status == 200 and "default-src 'self'" in page.headers["content-security-policy"]
@@ -190,7 +210,7 @@ def test_a_client_that_leaves_mid_upload_leaves_nothing(server, served_models):
     body, ctype = multipart({"clip": ("half.mp4", served_models["clip"].read_bytes())})
     host, port = server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as sock:
-        sock.sendall(f"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+        sock.sendall(f"POST /api/predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n".encode())
         sock.sendall(body[: len(body) // 2])
         time.sleep(0.3)
     wait_until(lambda: leftovers(server.tmp_root) == [] and request(server.url + "/api/health").json()["queue"]["waiting"] == 0)
@@ -202,14 +222,15 @@ def _send(url: str, name: str, content: bytes) -> socket.socket:
     body, ctype = multipart({"clip": (name, content)})
     host, port = url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)))
-    sock.sendall(f"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+    sock.sendall(f"POST /api/predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
     return sock
 
 
 def test_bounded_queue_503_and_clients_that_leave(served_models, tmp_path):
     """1 worker + 1 waiting: a third request gets 503 at once; a waiting job whose client left never runs; a running
     job whose client left finishes, then its files go; the server then takes work again."""
-    from pipeline.serving.app import BackgroundServer, create_app
+    from pipeline.serving.app import create_app
+    from pipeline.serving.server import BackgroundServer
 
     gate = threading.Event()
 
@@ -292,15 +313,249 @@ def _answers(url: str) -> bool:
 
 def test_serving_beyond_localhost_warns(served_models, monkeypatch, capsys):
     import cli
-    import pipeline.serving.app
+    import pipeline.serving.server
+    import pipeline.serving.worker
 
     from core.network import is_loopback
-    from pipeline.serving.app import bind
+    from pipeline.serving.server import bind
 
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost") and not is_loopback("0.0.0.0")
-    monkeypatch.setattr(pipeline.serving.app, "bind", lambda host, port: bind("127.0.0.1", 0))  # nothing leaves this machine in a test
-    monkeypatch.setattr(pipeline.serving.app, "run_server", lambda app, sock: sock.close())
-    monkeypatch.setattr(pipeline.serving.app, "load_predictors", lambda *a, **k: [served_models["predictor"]])
+    monkeypatch.setattr(pipeline.serving.server, "bind", lambda host, port: bind("127.0.0.1", 0))  # nothing leaves this machine in a test
+    monkeypatch.setattr(pipeline.serving.server, "run_server", lambda app, sock: sock.close())
+    monkeypatch.setattr(pipeline.serving.worker, "start_workers", lambda *a, **k: [served_models["predictor"]])
     assert cli.main(["serve", "--host", "0.0.0.0", "--checkpoint", str(served_models["runs"])]) == 0
     err = capsys.readouterr().err
     assert "warning: --host 0.0.0.0 is reachable from other machines" in err
+
+
+# ------------------------------------------------------------------ limits, hosts, previews, stopping (issue 18)
+def _cues(n: int, seconds: float) -> bytes:
+    """An .srt of n overlapping one-second cues within the first `seconds` of a clip: cheap to send, dear to analyse."""
+    def clock(x: float) -> str:
+        return f"00:00:{x:06.3f}".replace(".", ",")
+
+    starts = [(i * 0.37) % max(0.1, seconds - 1.0) for i in range(n)]
+    return "".join(f"{i}\n{clock(a)} --> {clock(a + 1.0)}\nword number {i}\n\n" for i, a in enumerate(starts, 1)).encode()
+
+
+def _convert(src: Path, dst: Path, *args: str) -> Path:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), *args, str(dst)], check=True)
+    return dst
+
+
+def _processes() -> dict[int, tuple[int, int, str]]:
+    """pid -> (parent pid, process group, state) of every process (Linux /proc)."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            out[int(entry.name)] = (int(fields[1]), int(fields[2]), fields[0])
+    return out
+
+
+def _family(pid: int) -> set[int]:
+    """`pid`'s descendants, and every process in the process group of any of them (what a worker may have started)."""
+    procs = _processes()
+    found, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        for child, (parent, _, _) in procs.items():
+            if parent == p and child not in found:
+                found.add(child)
+                todo.append(child)
+    groups = {procs[p][1] for p in found if p in procs}
+    return found | {p for p, (_, group, _) in procs.items() if group in groups and p != pid}
+
+
+def _alive(pids: set[int]) -> set[int]:
+    procs = _processes()
+    return {p for p in pids if p in procs and procs[p][2] != "Z"}
+
+
+def test_work_per_request_is_capped_at_once(server, served_models, tmp_path):
+    """A transcript of more utterances than --max-utterances (here 50; the 1.7 MB, 20,000-cue one held a worker for 12
+    minutes) and a clip longer than --max-clip-seconds (here 30 s) get 413 before any prediction starts."""
+    clip = served_models["clip"]
+    done = request(server.url + "/api/health").json()["queue"]["done"]
+    many = upload(server.url, clip, ("many.srt", _cues(2000, 6.0)))
+    assert many.status == 413 and many.json()["error"] == "too_many_utterances", many.body
+    assert "many.srt: 2000 utterances" in many.json()["detail"] and "--max-utterances" in many.json()["detail"]
+    long_clip = tmp_path / "long.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=gray:s=32x32:d=40:r=2", "-f", "lavfi", "-i",
+                    "sine=d=40", "-shortest", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(long_clip)], check=True)
+    too_long = upload(server.url, long_clip)
+    assert too_long.status == 413 and too_long.json()["error"] == "too_long"
+    assert "long.mp4: 40.0 s long" in too_long.json()["detail"] and "--max-clip-seconds" in too_long.json()["detail"]
+    assert request(server.url + "/api/health").json()["queue"]["done"] == done  # no prediction ran
+    assert leftovers(server.tmp_root) == []
+
+
+def test_a_file_under_another_field_name_is_no_clip(server, served_models):
+    """A clip sent as 'video' (over the 64 KB that form fields get) is "400 no clip" naming the field, not 413."""
+    content = served_models["clip"].read_bytes()
+    assert len(content) > 64 * 1024
+    body, ctype = multipart({"video": ("talk.mp4", content)})
+    reply = request(server.url + "/api/predict", "POST", body, {"Content-Type": ctype})
+    assert reply.status == 400 and reply.json()["error"] == "bad_request", reply.body
+    assert "field 'clip'" in reply.json()["detail"] and "'video'" in reply.json()["detail"]
+    reply = request(server.url + "/api/predict", "POST", body, {"Content-Type": ctype}, chunked=True)
+    assert reply.status == 400 and "'video'" in reply.json()["detail"]
+    assert leftovers(server.tmp_root) == []
+
+
+def test_only_the_servers_host_names_are_served(server):
+    """DNS rebinding: a page of evil.example whose name resolves to 127.0.0.1 sends Host: evil.example; it is refused
+    on every endpoint, GET included; the loopback names are served."""
+    port = server.url.rsplit(":", 1)[1]
+    for path, method in (("/", "GET"), ("/api/models", "GET"), ("/api/predict", "POST")):
+        reply = request(server.url + path, method, b"" if method == "POST" else None, {"Host": f"evil.example:{port}"})
+        assert reply.status == 400 and reply.json()["error"] == "bad_host", (path, reply.body)
+        assert "evil.example" in reply.json()["detail"] and "--allowed-host" in reply.json()["detail"]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost", f"[::1]:{port}"):
+        assert request(server.url + "/api/health", headers={"Host": host}).status == 200, host
+
+
+def test_csv_bodies_have_a_size_limit(server):
+    from pipeline.serving.app import CSV_MAX_BYTES
+
+    big = b'{"clip": "x", "utterances": [], "pad": "' + b"x" * CSV_MAX_BYTES + b'"}'
+    announced = request(server.url + "/api/csv", "POST", big, {"Content-Type": "application/json"})
+    assert announced.status == 413 and announced.json()["error"] == "too_large"
+    streamed = request(server.url + "/api/csv", "POST", big, {"Content-Type": "application/json"}, chunked=True)
+    assert streamed.status == 413 and "CSV" in streamed.json()["detail"]
+
+
+def test_preview_makes_webm_the_browser_plays(server, served_models, tmp_path):
+    """/api/preview: a clip the browser cannot play (.flv here) comes back as VP8 + Opus WebM of the same length; a
+    clip without video as audio/webm; a corrupt one is refused like a prediction's clip."""
+    from extractors.media import probe
+
+    flv = _convert(served_models["clip"], tmp_path / "talk.flv", "-c:v", "flv", "-c:a", "libmp3lame", "-ar", "22050")
+    body, ctype = multipart({"clip": ("talk.flv", flv.read_bytes())})
+    reply = request(server.url + "/api/preview", "POST", body, {"Content-Type": ctype})
+    assert reply.status == 200 and reply.headers["content-type"] == "video/webm", reply.body[:300]
+    (tmp_path / "preview.webm").write_bytes(reply.body)
+    codecs = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", str(tmp_path / "preview.webm")],
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert codecs == ["vp8", "opus"]
+    assert probe(tmp_path / "preview.webm")["duration"] == pytest.approx(probe(flv)["duration"], abs=0.3)
+    wav = _convert(served_models["clip"], tmp_path / "talk.wav", "-vn")
+    body, ctype = multipart({"clip": ("talk.wav", wav.read_bytes())})
+    sound = request(server.url + "/api/preview", "POST", body, {"Content-Type": ctype})
+    assert sound.status == 200 and sound.headers["content-type"] == "audio/webm"
+    body, ctype = multipart({"clip": ("bad.flv", b"FLV" + os.urandom(3000))})
+    bad = request(server.url + "/api/preview", "POST", body, {"Content-Type": ctype})
+    assert bad.status == 422 and bad.json()["error"] == "unreadable_media" and "bad.flv" in bad.json()["detail"]
+    assert leftovers(server.tmp_root) == []
+
+
+def test_a_prediction_past_the_time_limit_is_stopped(served_models, tmp_path):
+    """--time-limit really stops the work: the worker process and everything it started are killed, the client gets
+    503 time_limit within seconds of the limit, the worker is replaced and the next clip is answered."""
+    from pipeline.serving.app import create_app
+    from pipeline.serving.server import BackgroundServer
+    from pipeline.serving.worker import start_workers
+
+    limit = 10.0  # a fresh worker's first clip loads openSMILE and mediapipe: seconds on a loaded machine
+    workers = start_workers(served_models["runs"], 1, time_limit=limit)
+    tmp_root = tmp_path / "tmp"
+    app = create_app(workers, tmp_root=tmp_root, max_utterances=None)
+    with BackgroundServer(app) as server:
+        first = workers[0].pid
+        started = time.monotonic()
+        reply = upload(server.url, served_models["clip"], ("many.srt", _cues(3000, 6.0)))
+        took = time.monotonic() - started
+        assert reply.status == 503 and reply.json()["error"] == "time_limit", reply.body
+        assert "took longer than the server's limit of 10 s" in reply.json()["detail"] and "--time-limit" in reply.json()["detail"]
+        assert limit <= took < limit + 30
+        assert _alive({first}) == set() and not any(group == first for _, group, _ in _processes().values())
+        again = upload(server.url, served_models["clip"], served_models["srt"])
+        assert again.status == 200 and workers[0].pid not in (None, first)
+        wait_until(lambda: leftovers(tmp_root) == [])
+    assert workers[0].pid is None
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_the_server_mid_prediction_and_leaves_nothing(served_models, tmp_path, sig):
+    """A real `cli.py serve` process, busy with a prediction that would take minutes: SIGTERM (or Ctrl-C's SIGINT)
+    stops it within seconds; the client gets 503 stopping; no process it started survives and its temporary folders
+    (uploads, the worker's own) are gone."""
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "cli.py", "serve", "--checkpoint", str(served_models["runs"]), "--port", "0",
+                             "--max-utterances", "100000", "--time-limit", "3600"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    client = None
+    try:
+        line = ""
+        deadline = time.monotonic() + 120
+        while "serving on" not in line:
+            assert time.monotonic() < deadline and proc.poll() is None, "serve did not start"
+            line = proc.stderr.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+", line).group(0)
+        answer: dict = {}
+
+        def post() -> None:
+            try:
+                answer["reply"] = upload(url, served_models["clip"], ("many.srt", _cues(20000, 6.0)))
+            except OSError as e:
+                answer["error"] = e
+
+        client = threading.Thread(target=post)
+        client.start()
+        wait_until(lambda: request(url + "/api/health").json()["queue"]["running"] == 1, timeout=60)
+        time.sleep(1.0)  # well inside the prediction
+        family = _family(proc.pid)
+        assert len(family) >= 1 and list(tmp_path.glob("multilogue-worker-*")) and list(tmp_path.glob("multilogue-serve-*/req-*"))
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        code = proc.wait(timeout=30)
+        stopped = time.monotonic() - sent
+        assert stopped < 10, f"took {stopped:.1f} s to stop"
+        assert code == 130 and "interrupted" in proc.stderr.read()
+        client.join(timeout=30)
+        assert "reply" in answer and answer["reply"].status == 503 and answer["reply"].json()["error"] == "stopping", answer
+        wait_until(lambda: _alive(family) == set(), timeout=5)
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if client is not None:
+            client.join(timeout=30)
+
+
+def test_workers_end_with_a_server_killed_outright(served_models, tmp_path):
+    """kill -9 gives the server no chance to clean up; its worker process notices within a second that its server is
+    gone and ends itself with everything it started, mid-prediction too."""
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "cli.py", "serve", "--checkpoint", str(served_models["runs"]), "--port", "0",
+                             "--max-utterances", "100000"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        line = ""
+        deadline = time.monotonic() + 120
+        while "serving on" not in line:
+            assert time.monotonic() < deadline and proc.poll() is None, "serve did not start"
+            line = proc.stderr.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+", line).group(0)
+        client = threading.Thread(target=lambda: _ignore_errors(lambda: upload(url, served_models["clip"], ("many.srt", _cues(20000, 6.0)))))
+        client.start()
+        wait_until(lambda: request(url + "/api/health").json()["queue"]["running"] == 1, timeout=60)
+        family = _family(proc.pid)
+        assert family
+        proc.kill()
+        proc.wait(timeout=10)
+        wait_until(lambda: _alive(family) == set(), timeout=5)
+        client.join(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _ignore_errors(fn) -> None:
+    try:
+        fn()
+    except OSError:
+        pass

@@ -93,3 +93,23 @@ def test_emotion_class_end_to_end(tmp_path, capsys):
     assert cli.main(["evaluate", "--checkpoint", str(out), "--data", str(data), "--json"]) == 0
     again = json.loads(capsys.readouterr().out)["run"]
     assert again["accuracy"] == pytest.approx(metrics["accuracy"])
+
+
+def test_the_sentiment_label_has_a_neutral_band():
+    """Predict's label from a regression score: neutral when |score| < 0.5 (so -0.21 on "congressional district," is not
+    "negative"), else the sign; the score itself is kept, and the metric stays the sign rule."""
+    from pathlib import Path
+
+    from extractors.base import Segment
+    from model.tasks import NEUTRAL_BAND, sentiment_label
+    from pipeline.prediction.predict import LoadedModel, Predictor
+
+    scores = np.array([-0.21, 0.49, -0.5, 0.5, 2.0, -2.0, 0.0])
+    segments = [Segment(float(i), i + 1.0, "A", "congressional district,") for i in range(len(scores))]
+    regression = LoadedModel(Path("sentiment/checkpoint.pt"), "regression", None, None, {})
+    rows = Predictor._merge(object.__new__(Predictor), segments, {"regression": (regression, scores)}, None)
+    assert [r["label"] for r in rows] == ["neutral", "neutral", "negative", "positive", "positive", "negative", "neutral"]
+    assert [r["sentiment"] for r in rows] == pytest.approx(scores)
+    assert NEUTRAL_BAND == 0.5 and sentiment_label(None) is None
+    metrics = get_task("regression").metrics(np.array([-0.2, 0.2]), np.array([-0.1, 0.3]))
+    assert metrics["accuracy_binary"] == 100.0  # binary accuracy: the sign, not the band

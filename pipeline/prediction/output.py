@@ -5,7 +5,7 @@
 
 Per clip: {"clip", "duration", "transcript", "models", "modalities", "utterances", ["note" | "error"]}; per
 utterance: {"start", "end", "speaker", "text", "modalities" (those present for it: an utterance without a face
-has no visual), "sentiment" (float or None), "label" ("positive"/"negative" or None), ["positive_prob"],
+has no visual), "sentiment" (float or None), "label" ("positive"/"neutral"/"negative" or None), ["positive_prob"],
 "emotions" {emotion: probability it is present} (per-emotion models), ["emotion" (the 7-way class), "emotion_probs"
 {class: probability}, "readings" {words|voice|face: {"emotion", "probs"}}, "uncertain", "uncertain_why"] (an
 emotion-class model: the fused reading and what each modality says, see pipeline.prediction.readings)}.
@@ -24,6 +24,7 @@ from core.fileio import atomic_path
 
 ALL_MODALITIES = ["text", "audio", "visual"]
 READINGS = ("words", "voice", "face")  # what each modality says (7-way emotion models), in this order
+LABEL_COLOURS = {"positive": "tab:green", "negative": "tab:red"}  # neutral (inside the band around 0): grey
 
 
 def _columns(results: list[dict], inputs: bool = True) -> list[str]:
@@ -194,7 +195,7 @@ def _plot_sentiment(ax: Any, r: dict) -> None:
     for u, v in zip(utts, values):
         y = zero if v is None else v
         if v is not None:
-            ax.hlines(y, u["start"], u["end"], colors="tab:green" if v >= zero else "tab:red", lw=7)
+            ax.hlines(y, u["start"], u["end"], colors=LABEL_COLOURS.get(u.get("label"), "tab:gray"), lw=7)
         # caption on the side of the bar with more room, wrapped to the utterance's width
         chars = max(12, int(150 * (u["end"] - u["start"]) / end))
         caption = textwrap.shorten(f"{u['speaker']}: {u['text']}" if several else u["text"], width=3 * chars, placeholder="…")

@@ -24,7 +24,8 @@ Preprocess, forward, postprocess:
    - sentiment: the regression model's score in [-3, 3]; None without a regression checkpoint (a
      classifier's probability is not a sentiment intensity, so none is invented);
    - label: "positive"/"negative" from the binary model when there is one (with positive_prob), else from
-     the sign of sentiment (>= 0 is positive, the rule the binary task is trained on); None with neither;
+     the sentiment score: "neutral" inside the band |score| < 0.5, else its sign (model.tasks.sentiment_label);
+     None with neither;
    - emotions: {emotion: probability that it is present} from each per-emotion checkpoint;
    - emotion and emotion_probs: the 7-way class and its seven probabilities, from an emotion-class checkpoint.
 
@@ -266,7 +267,7 @@ class Predictor:
         """One clip -> {"clip", "duration", "transcript", "models", "utterances": [...], ["note"]}.
 
         Each utterance: {"start", "end", "speaker", "text", "sentiment" (float in [-3, 3] or None),
-        "label" ("positive"/"negative" or None), ["positive_prob"], "emotions" {emotion: probability}}.
+        "label" ("positive"/"neutral"/"negative" or None), ["positive_prob"], "emotions" {emotion: probability}}.
         Raises ExtractionError when the clip cannot be decoded or its transcript is bad.
         """
         from extractors.media import NoAudioError
@@ -330,9 +331,9 @@ class Predictor:
 
     def _merge(self, segments: list, outputs: dict[str, tuple[LoadedModel, Any]], present: np.ndarray | None) -> list[dict]:
         """Per utterance: what each model's task reports (model.tasks; a 7-way model's fused reading, each
-        modality's reading and the uncertain flag), then the positive/negative label: the binary model's decision
-        when there is one, else the sign of the sentiment score."""
-        from model.tasks import get_task
+        modality's reading and the uncertain flag), then the label: the binary model's decision when there is one,
+        else positive / neutral / negative from the sentiment score (model.tasks.sentiment_label)."""
+        from model.tasks import get_task, sentiment_label
 
         fields = {name: (_emotion_fields(values) if m.fusion is not None else get_task(m.task).fields(values, m.emotion))
                   for name, (m, values) in outputs.items()}
@@ -349,8 +350,8 @@ class Predictor:
                         row[key] = value
             if row.get("positive_prob") is not None:
                 row["label"] = "positive" if row["positive_prob"] >= 0.5 else "negative"
-            elif row["sentiment"] is not None:
-                row["label"] = "positive" if row["sentiment"] >= 0 else "negative"
+            else:
+                row["label"] = sentiment_label(row["sentiment"])
             row["emotions"] = {e: row["emotions"][e] for e in EMOTIONS if e in row["emotions"]}
             rows.append(row)
         return rows

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from model.tasks import NEUTRAL_BAND
+
 CORPORA = {
     "mosi": ("CMU-MOSI transcripts", "sentiment -3..3 of YouTube opinion monologues (62 train / 11 test videos)", "sentiment: text",
              "CMU-MOSI, released by CMU MultiComp for research"),
@@ -106,8 +108,8 @@ def write_model_card(report: dict[str, Any], path: str | Path) -> Path:
         "## What it predicts",
         "",
         "Per utterance of a clip (transcribed by Whisper tiny.en when it has no transcript):",
-        "- **sentiment**: a score in -3..+3 and positive/negative by its sign: `sentiment/`, a Multilogue-Net regression",
-        "  ensemble (text only);",
+        f"- **sentiment**: a score in -3..+3 and a label, neutral when |score| < {NEUTRAL_BAND:g}, else positive or negative by its",
+        "  sign: `sentiment/`, a Multilogue-Net regression ensemble (text only);",
         "- **emotion**: one of neutral, happiness, sadness, anger, surprise, disgust, fear with its seven probabilities:",
         "  `emotion/`, a Multilogue-Net 7-way classifier ensemble over the words and the voice, fused with the face;",
         "- **what each modality says** (`readings`): the words (the network hearing the text alone), the voice (the",
@@ -163,7 +165,7 @@ def write_model_card(report: dict[str, Any], path: str | Path) -> Path:
         "strength chosen on the same validation split. UAR: the mean recall over the classes present. Published figures",
         "come from other models and features and, where noted, other splits.",
         "",
-        "### Sentiment (regression; binary accuracy is the sign of the score, >= 0 positive)",
+        "### Sentiment (regression; binary accuracy is the sign of the score, >= 0 positive, whatever the neutral band)",
         "",
         *_table(sent),
         "",

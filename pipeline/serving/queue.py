@@ -1,17 +1,21 @@
-"""The web server's work queue: a bounded number of requests in the building, predictions on 1-2 worker threads.
+"""The web server's work queue: a bounded number of requests in the building, predictions on 1-2 workers.
 
-    queue = PredictionQueue([predictor], max_queue=4)
-    with queue.admit():                          # ApiError 503 when workers + max_queue requests are already in
+    queue = PredictionQueue(start_workers(checkpoint, 1), max_queue=4)
+    with queue.admit() as slot:                  # ApiError 503 when workers + max_queue requests are already in
         ...receive the upload...
-        result = await queue.run(job, cancelled, on_done=cleanup)
+        result = await slot.run(lambda worker: worker.predict(clip), request.is_disconnected)
+    queue.stop()                                 # at shutdown (signal-safe): running predictions killed, no new ones
 
 A request holds a slot from before its upload is read until its prediction has finished, so the disk the uploads
 take and the work waiting are both bounded: at most `workers + max_queue` requests at once, the others get 503 at
-once (with Retry-After) instead of piling up. Each worker thread owns one Predictor (extractors such as the face
-mesh keep state, so one is never used by two threads at a time); with 2 workers the models are loaded twice.
+once (with Retry-After) instead of piling up. Each worker is used by one job at a time, from a thread of its own:
+a pipeline.serving.worker.PredictionWorker (a child process with its own copy of the models, killed at its time
+limit or when the server stops), or, in tests, any object with a `predict(clip, transcript=None)` method (which
+cannot be stopped midway).
 
-A job whose client went away while it waited is dropped before it starts; one already running finishes (a
-prediction cannot be interrupted midway) and `on_done` still runs after it, so its files are removed then.
+A job whose client went away while it waited is dropped before it starts; one already running finishes and the
+request's clean-up runs after it, so its files are removed then. After stop(), jobs that have not started are
+refused with Stopped.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterator, TypeVar
 
 from pipeline.serving.upload import ApiError
+from pipeline.serving.worker import Stopped
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +48,9 @@ class PredictionQueue:
     def __init__(self, predictors: list[Any], max_queue: int = 4):
         if not 1 <= len(predictors) <= 8 or max_queue < 0:
             raise ValueError(f"need 1-8 predictors and max_queue >= 0, got {len(predictors)} and {max_queue}")
+        self.members = list(predictors)
         self.workers = len(predictors)
+        self.stopping = False
         self.max_queue = max_queue
         self._free: stdqueue.SimpleQueue = stdqueue.SimpleQueue()
         for p in predictors:
@@ -89,6 +96,8 @@ class PredictionQueue:
     def _job(self, fn: Callable[[Any], T], cancelled: threading.Event) -> T:
         if cancelled.is_set():
             raise Cancelled()
+        if self.stopping:
+            raise Stopped("the server is stopping")
         predictor = self._free.get_nowait()  # never empty: one predictor per worker thread
         with self._lock:
             self._running += 1
@@ -100,9 +109,24 @@ class PredictionQueue:
                 self._running -= 1
                 self.done += 1
 
+    def stop(self) -> None:
+        """Refuse jobs that have not started and kill the running ones (workers that can be stopped). Safe in a signal
+        handler: it only sets flags and sends signals."""
+        self.stopping = True
+        for member in self.members:
+            stop = getattr(member, "stop", None)
+            if stop is not None:
+                stop()
+
     def shutdown(self) -> None:
-        """Drop jobs that have not started and wait for the running ones."""
+        """stop(), drop jobs that have not started, wait for the running ones to end, and close the workers (their
+        processes reaped, their temporary folders removed)."""
+        self.stop()
         self._executor.shutdown(wait=True, cancel_futures=True)
+        for member in self.members:
+            close = getattr(member, "close", None)
+            if close is not None:
+                close()
 
 
 class Slot:

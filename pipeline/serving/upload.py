@@ -9,11 +9,14 @@ names the uploaded file and the fix; pipeline.serving.app turns it into `{"error
 
 | status | code | when |
 |---|---|---|
-| 400 | `bad_request` | not a well-formed multipart body, or no `clip` field |
+| 400 | `bad_request` | not a well-formed multipart body, or no file in the `clip` field (a file under another name is dropped) |
 | 400 | `empty_file` | the clip or the transcript has 0 bytes |
 | 413 | `too_large` | the clip is over the limit (Content-Length says so, or the stream passes it), or the transcript over 2 MB |
+| 413 | `too_long` | the clip lasts longer than the server takes (`Limits.max_seconds`) |
+| 413 | `too_many_utterances` | the transcript has more utterances than the server takes (`Limits.max_utterances`) |
 | 415 | `unsupported_type` | the body is not multipart/form-data, or a file's extension is not a clip's / a transcript's |
 | 422 | `unreadable_media` | ffprobe cannot read the clip, or it has neither an audio nor a video stream |
+| 422 | `bad_transcript` | the transcript cannot be read (not UTF-8, no utterances, a malformed cue) |
 
 The folder is the caller's: it is never removed here, so one `finally` in the caller cleans up every outcome.
 """
@@ -39,6 +42,17 @@ log = logging.getLogger(__name__)
 TRANSCRIPT_MAX_BYTES = 2 * 1024 * 1024
 FIELD_MAX_BYTES = 64 * 1024  # all non-file fields together (none are used; a client may send some)
 FILE_FIELDS = ("clip", "transcript")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much work one request may ask for: the clip's bytes, its duration, and the utterances of its transcript
+    (a clip without one is transcribed: its utterances are bounded by its duration, and the prediction by the
+    workers' time limit)."""
+
+    max_bytes: int = 200 * 1024 * 1024
+    max_seconds: float | None = 600.0
+    max_utterances: int | None = 500
 
 
 class ApiError(Exception):
@@ -100,9 +114,10 @@ def _mb(n: float) -> str:
 async def receive_upload(request: "Request", folder: Path, max_bytes: int) -> Upload:
     """Stream the request's multipart body into `folder` (folder/clip/NAME, folder/transcript/NAME).
 
-    Only the fields `clip` and `transcript` are kept; other fields are read and dropped. Raises ApiError: 415 when
-    the body is not multipart/form-data, 413 as soon as the clip passes `max_bytes` (or the Content-Length
-    announces more than any allowed upload), 400 for a malformed or truncated body or a missing clip.
+    Only the files in the fields `clip` and `transcript` are kept; other fields and files under other names are
+    read and dropped (a body that streams more than any allowed upload is refused). Raises ApiError: 415 when the
+    body is not multipart/form-data, 413 as soon as the clip passes `max_bytes` (or the Content-Length announces
+    more than any allowed upload), 400 for a malformed or truncated body or a missing clip.
     """
     from python_multipart.exceptions import MultipartParseError
     from python_multipart.multipart import MultipartParser, parse_options_header
@@ -113,12 +128,14 @@ async def receive_upload(request: "Request", folder: Path, max_bytes: int) -> Up
         raise ApiError(415, "unsupported_type", "send the clip as multipart/form-data with a file field named 'clip' "
                                                 "(and optionally 'transcript')")
     limits = _limits(max_bytes)
+    most = sum(limits.values()) + FIELD_MAX_BYTES  # the largest body a valid upload can have
     announced = request.headers.get("content-length")
-    if announced and announced.isdigit() and int(announced) > sum(limits.values()) + FIELD_MAX_BYTES:
+    if announced and announced.isdigit() and int(announced) > most:
         raise ApiError(413, "too_large", f"the upload is {_mb(int(announced))}, over the server's limit of {_mb(max_bytes)} "
                                          "a clip; cut or compress the clip, or start the server with a larger --max-upload-mb")
     upload = Upload()
-    state: dict[str, Any] = {"headers": {}, "field": b"", "value": b"", "part": None, "handle": None, "other": 0, "ended": False}
+    state: dict[str, Any] = {"headers": {}, "field": b"", "value": b"", "part": None, "handle": None, "other": 0, "ended": False,
+                             "dropped": None, "stray": [], "body": 0}
 
     def on_part_begin() -> None:
         state["headers"] = {}
@@ -137,8 +154,11 @@ async def receive_upload(request: "Request", folder: Path, max_bytes: int) -> Up
         _, disp = parse_options_header(state["headers"].get("content-disposition", b""))
         name = disp.get(b"name", b"").decode("utf-8", "replace")
         filename = disp.get(b"filename")
-        state["part"] = None
-        if name in FILE_FIELDS and filename is not None and name not in upload.files:
+        state["part"], state["dropped"] = None, None
+        if filename is not None and (name not in FILE_FIELDS or name in upload.files):
+            state["dropped"] = name  # a file under another name (or a second one): read and dropped, not a form field
+            state["stray"].append(name)
+        elif name in FILE_FIELDS and filename is not None:
             client = safe_name(filename.decode("utf-8", "replace"), name)
             (folder / name).mkdir(parents=True, exist_ok=True)
             part = UploadedFile(client, folder / name / client)
@@ -148,6 +168,8 @@ async def receive_upload(request: "Request", folder: Path, max_bytes: int) -> Up
     def on_part_data(data: bytes, start: int, end: int) -> None:
         name = state["part"]
         if name is None:
+            if state["dropped"] is not None:
+                return  # the body's own limit bounds it (below)
             state["other"] += end - start
             if state["other"] > FIELD_MAX_BYTES:
                 raise ApiError(413, "too_large", f"the form fields besides the files pass {_mb(FIELD_MAX_BYTES)}; send only 'clip' and 'transcript'")
@@ -175,6 +197,10 @@ async def receive_upload(request: "Request", folder: Path, max_bytes: int) -> Up
     try:
         async for chunk in request.stream():
             if chunk:
+                state["body"] += len(chunk)
+                if state["body"] > most:  # only a body without Content-Length (chunked) gets here
+                    raise ApiError(413, "too_large", f"the upload passes {_mb(most)}, more than any upload the server takes "
+                                   f"(a clip up to {_mb(max_bytes)}); cut or compress the clip, or start the server with a larger --max-upload-mb")
                 parser.write(chunk)
         parser.finalize()
     except MultipartParseError as e:
@@ -188,17 +214,22 @@ async def receive_upload(request: "Request", folder: Path, max_bytes: int) -> Up
     if not state["ended"]:
         raise ApiError(400, "bad_request", "the upload ended before the end of its multipart body; send it again")
     if "clip" not in upload.files:
-        raise ApiError(400, "bad_request", "no clip in the upload: send the video (or audio) file in the multipart field 'clip'")
+        stray = [n for n in state["stray"] if n not in FILE_FIELDS]
+        seen = f" (this upload's file was in the field {stray[0]!r})" if stray else ""
+        raise ApiError(400, "bad_request", f"no clip in the upload: send the video (or audio) file in the multipart field 'clip'{seen}")
     return upload
 
 
-def validate_upload(upload: Upload) -> dict[str, Any]:
+def validate_upload(upload: Upload, limits: Limits | None = None) -> dict[str, Any]:
     """Check the files before any model runs; returns the clip's probe ({"duration", "has_audio", "has_video", ...}).
 
-    Blocking (runs ffprobe, ~0.1 s): call it from a worker thread. Raises ApiError: 400 for an empty file, 415 for a
-    file that is not a clip or transcript by its extension, 422 for a clip ffprobe cannot read or that has no stream.
+    Blocking (runs ffprobe, ~0.1 s, and reads the transcript): call it from a worker thread. Raises ApiError: 400 for
+    an empty file, 415 for a file that is not a clip or transcript by its extension, 422 for a clip ffprobe cannot
+    read or that has no stream or a transcript that cannot be read, 413 for a clip longer or a transcript with more
+    utterances than `limits` allow.
     """
     from extractors.media import probe
+    from extractors.transcripts import read_transcript
 
     clip, transcript = upload.clip, upload.transcript
     if clip.size == 0:
@@ -218,6 +249,18 @@ def validate_upload(upload: Upload) -> dict[str, Any]:
         raise ApiError(422, "unreadable_media", public_message(e, upload)) from e
     if not info.get("has_audio") and not info.get("has_video"):
         raise ApiError(422, "unreadable_media", f"{clip.name}: no audio or video stream in it; upload a video or audio clip")
+    limits = limits or Limits()
+    if limits.max_seconds is not None and info["duration"] > limits.max_seconds:
+        raise ApiError(413, "too_long", f"{clip.name}: {info['duration']:.1f} s long, over the server's limit of {limits.max_seconds:g} s "
+                                        "a clip; cut it into parts, or start the server with a larger --max-clip-seconds")
+    if transcript is not None and limits.max_utterances is not None:
+        try:
+            n = len(read_transcript(transcript.path).segments)
+        except ExtractionError as e:
+            raise ApiError(422, "bad_transcript", public_message(e, upload)) from e
+        if n > limits.max_utterances:
+            raise ApiError(413, "too_many_utterances", f"{transcript.name}: {n} utterances, over the server's limit of "
+                           f"{limits.max_utterances} a clip; split the clip and its transcript, or start the server with a larger --max-utterances")
     return info
 
 
@@ -230,4 +273,5 @@ def public_message(error: BaseException, upload: Upload) -> str:
     return text
 
 
-__all__ = ["ApiError", "CLIP_SUFFIXES", "Upload", "UploadedFile", "public_message", "receive_upload", "safe_name", "validate_upload"]
+__all__ = ["ApiError", "CLIP_SUFFIXES", "Limits", "Upload", "UploadedFile", "public_message", "receive_upload", "safe_name",
+           "validate_upload"]

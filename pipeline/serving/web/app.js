@@ -5,6 +5,7 @@
 const SVG = "http://www.w3.org/2000/svg";
 const $ = (id) => document.getElementById(id);
 const state = { limits: null, history: [], current: null, busy: false };
+const AUDIO_TYPES = [".wav", ".mp3", ".flac", ".m4a", ".ogg"];  // clips without a video stream, by their extension
 
 // ------------------------------------------------------------------ helpers
 function el(tag, attrs = {}, text) {
@@ -156,7 +157,8 @@ function upload(event) {
     let body = null;
     try { body = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
     if (xhr.status === 200 && body) {
-      const entry = { name: clip.name, result: body, url: URL.createObjectURL(clip), when: new Date() };
+      // raw: the server's own JSON text, posted back for the CSV (JSON.stringify would write 0.0 as 0)
+      const entry = { name: clip.name, result: body, raw: xhr.responseText, file: clip, url: URL.createObjectURL(clip), when: new Date() };
       state.history.unshift(entry);
       show(entry);
       renderHistory();
@@ -183,9 +185,7 @@ function show(entry) {
   $("title").textContent = r.clip;
   $("meta").textContent = `${fmt(r.duration, 1)} s · ${r.utterances.length} utterance${r.utterances.length === 1 ? "" : "s"} · text from ` +
     `${r.transcript || "the whole clip"}`;
-  const player = $("player");
-  $("player-note").hidden = true;
-  player.src = entry.url;
+  loadMedia(entry);
   drawTimeline(r);
   drawBands(r);
   drawTable(r);
@@ -235,7 +235,7 @@ function drawTimeline(r) {
     const v = values[i];
     const top = v === null ? y(zero) - 8 : Math.min(y(v), y(zero));
     const height = v === null ? 16 : Math.max(2, Math.abs(y(v) - y(zero)));
-    const cls = v === null ? "utt neutral" : v >= zero ? "utt positive" : "utt negative";
+    const cls = "utt " + (u.label || (v === null ? "neutral" : v >= zero ? "positive" : "negative"));
     const rect = svgEl("rect", { x: x(u.start), y: top, width: Math.max(2, x(u.end) - x(u.start)), height, class: cls, "data-index": i });
     const title = svgEl("title");
     title.textContent = utteranceTitle(u);
@@ -369,6 +369,62 @@ function followPlayback() {
   if (!player.paused && !player.ended) requestAnimationFrame(followPlayback);
 }
 
+// ------------------------------------------------------------------ playing the clip
+// The original file plays when the browser can. When it cannot (an error, as for .flv or MPEG-1; or a video track it
+// cannot decode, as MPEG-4 Part 2 or HEVC in an mp4, which plays as sound behind a black box: videoWidth stays 0),
+// the server converts it to WebM (/api/preview), once per clip; its answer is audio/webm when the clip has no video.
+function playerNote(text) {
+  const note = $("player-note");
+  note.textContent = text || "";
+  note.hidden = !text;
+}
+
+function loadMedia(entry) {
+  const player = $("player");
+  player.classList.toggle("no-video", Boolean(entry.audioOnly));
+  playerNote(entry.audioOnly ? `${entry.name} has no video: only its sound plays.` :
+    entry.preview ? `This browser cannot play ${entry.name} as it is: this is a WebM copy the server made with ffmpeg.` : "");
+  player.src = entry.preview || entry.url;
+}
+
+async function requestPreview(entry, why) {
+  if (entry.preview || entry.previewing || !entry.file) return;
+  entry.previewing = true;
+  if (state.current === entry) playerNote(`${why}; the server is converting it for the page…`);
+  const form = new FormData();
+  form.append("clip", entry.file, entry.file.name);
+  try {
+    const res = await fetch("/api/preview", { method: "POST", body: form });
+    if (!res.ok) {
+      let detail = `the server answered ${res.status}`;
+      try { detail = (await res.json()).detail || detail; } catch (e) { /* not JSON */ }
+      entry.previewFailed = `${why}, and the server could not convert it: ${detail}`;
+      if (state.current === entry) playerNote(entry.previewFailed);
+      return;
+    }
+    entry.audioOnly = (res.headers.get("Content-Type") || "").startsWith("audio/");
+    entry.preview = URL.createObjectURL(await res.blob());
+    if (state.current === entry) loadMedia(entry);
+  } catch (e) {
+    if (state.current === entry) playerNote(`${why}, and the connection to the server was lost`);
+  } finally {
+    entry.previewing = false;
+  }
+}
+
+function checkPlayable() {
+  const entry = state.current;
+  const player = $("player");
+  if (!entry || entry.preview || entry.previewFailed || player.videoWidth > 0) return;
+  if (AUDIO_TYPES.includes(suffix(entry.name))) {
+    entry.audioOnly = true;
+    player.classList.add("no-video");
+    playerNote(`${entry.name} has no video: only its sound plays.`);
+    return;
+  }
+  requestPreview(entry, `This browser plays only the sound of ${entry.name}`);  // the server knows whether it has video
+}
+
 // ------------------------------------------------------------------ history and downloads
 function renderHistory() {
   const list = $("history");
@@ -392,7 +448,8 @@ function downloadJson() {
 
 async function downloadCsv() {
   const r = state.current.result;
-  const res = await fetch("/api/csv", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(r) });
+  const body = state.current.raw || JSON.stringify(r);
+  const res = await fetch("/api/csv", { method: "POST", headers: { "Content-Type": "application/json" }, body });
   if (!res.ok) { showError(`could not make the CSV: the server answered ${res.status}`); return; }
   save(await res.blob(), stem(r.clip) + ".csv");
 }
@@ -407,10 +464,13 @@ document.addEventListener("DOMContentLoaded", () => {
   player.addEventListener("play", () => requestAnimationFrame(followPlayback));
   player.addEventListener("timeupdate", () => moveCursor(player.currentTime));
   player.addEventListener("seeked", () => moveCursor(player.currentTime));
+  player.addEventListener("loadedmetadata", checkPlayable);
   player.addEventListener("error", () => {
-    const note = $("player-note");
-    note.textContent = "This browser cannot play this file type; the charts and the table below are still its result.";
-    note.hidden = false;
+    const entry = state.current;
+    if (!entry || !player.getAttribute("src")) return;
+    if (entry.preview || entry.previewFailed)
+      playerNote(entry.previewFailed || "This browser cannot play the server's copy either; the charts and the table below are still its result.");
+    else requestPreview(entry, `This browser cannot play ${entry.name}`);
   });
   let width = 0;
   new ResizeObserver(() => {
