@@ -322,7 +322,9 @@ def test_emotion_class_checkpoint_reports_class_and_seven_probabilities(trained,
     assert (tmp_path / "p.png").stat().st_size > 0
     assert cli("predict", trained["clip"], "--checkpoint", runs, "--format", "csv") == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert list(rows[0])[6:] == ["sentiment", "label", "emotion", *[f"p_{c}" for c in out["utterances"][0]["emotion_probs"]]]
+    said = [f"{k}{s}" for k in ("words", "voice", "face") for s in ("", "_prob")]  # each modality's reading, then the fused one
+    assert list(rows[0])[6:] == ["sentiment", "label", *said, "emotion", "uncertain", "uncertain_why",
+                                 *[f"p_{c}" for c in out["utterances"][0]["emotion_probs"]]]
     assert [r["emotion"] for r in rows] == [u["emotion"] for u in out["utterances"]]
     assert cli("predict", trained["clip"], "--checkpoint", runs) == 0
     table = capsys.readouterr().out
