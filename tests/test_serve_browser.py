@@ -331,3 +331,44 @@ def test_the_page_fits_a_420px_window(browser, server):
     assert box[0] > box[1]  # the table is wider than the window: it scrolls in its box
     assert page.locator("#utterances td.col-label").first.inner_text() == "neutral"
     context.close()
+
+
+def test_the_page_shows_what_each_modality_says(browser, served_models, tmp_path_factory):
+    """A 7-way emotion model: the table has a column per modality's reading before the fused emotion, the bands a
+    row per reading above the seven classes, and an uncertain utterance's emotion carries "?" with the reason."""
+    from model.config import TrainConfig
+    from pipeline.serving.app import create_app
+    from pipeline.serving.server import BackgroundServer
+    from pipeline.serving.worker import start_workers
+    from pipeline.training.train import run_training
+
+    runs = tmp_path_factory.mktemp("seven-runs")
+    run_training(served_models["root"] / "data.pkl", runs / "emotion7", TrainConfig.for_task("emotion-class", epochs=1, batch_size=4,
+                                                                                             valid_ratio=0.0, device="cpu"),
+                 {"d_global": 8, "d_party": 8, "d_emotion": 8, "d_hidden": 8})
+    tmp_root = tmp_path_factory.mktemp("seven-tmp")
+    app = create_app(start_workers(runs, 1, time_limit=120), max_upload_mb=5, tmp_root=tmp_root)
+    with BackgroundServer(app) as running:
+        context = browser.new_context(viewport={"width": 1200, "height": 1000})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(running.url + "/")
+        wait_js(page, "document.getElementById('models').textContent.includes('loaded')")
+        submit(page, served_models["clip"], served_models["srt"])
+        page.wait_for_selector("#utterances tbody tr", timeout=WAIT_MS)
+        result = page.evaluate("state.current.result")
+        heads = page.locator("#utterances thead th").all_inner_texts()
+        assert heads[heads.index("words"):heads.index("emotion") + 1] == ["words", "voice", "face", "emotion"]
+        rows = page.locator("#utterances tbody tr")
+        for i, u in enumerate(result["utterances"]):
+            cells = dict(zip(heads, rows.nth(i).locator("td").all_inner_texts()))
+            for key in ("words", "voice", "face"):
+                r = u["readings"][key]
+                assert cells[key] == f"{r['emotion']} {r['probs'][r['emotion']]:.2f}"
+            assert cells["emotion"].endswith(" ?") == u["uncertain"]
+        labels = page.locator("#band-labels .band-label").all_inner_texts()
+        assert labels[:3] == ["words", "voice", "face"] and labels[3:10] == list(result["utterances"][0]["emotion_probs"])
+        assert page.locator("#bands rect.band.reading").count() == 3 * len(result["utterances"])
+        context.close()
+        assert errors == [], errors
