@@ -79,6 +79,7 @@ def describe_checkpoint(path: Path, root: Path) -> dict[str, Any]:
         "features": {m: spec[m] for m in ("text", "audio", "visual") if isinstance(spec.get(m), dict)},
         "transcriber": spec.get("asr") if isinstance(spec.get("asr"), dict) else None,
         "test_metrics": metrics.get("test") if isinstance(metrics, dict) else None,
+        "fusion": ckpt.get("fusion") if isinstance(ckpt.get("fusion"), dict) else None,
     }
 
 
@@ -139,11 +140,31 @@ def _report_lines(report: dict) -> list[str]:
             if r.get("baseline"):
                 line += f"; linear baseline {_figures(r['baseline'], task)}"
             lines.append(line)
-    crema = report.get("cremad")
+    clips = report.get("clips") if isinstance(report.get("clips"), dict) else {}
+    rav, urdu = clips.get("ravdess") or {}, clips.get("urdu") or {}
+    if rav:
+        lines.append(f"  emotion on RAVDESS actors 19-20's clips: {rav['whisper']:.1f}% cut by Whisper, {rav['transcript']:.1f}% with a .txt transcript")
+    if urdu:
+        lines.append(f"  emotion (voice alone) on URDU's held-out speakers: {urdu['accuracy']:.1f}%, UAR {urdu['uar']:.1f}%")
+    crema = clips.get("cremad") or report.get("cremad")
     if crema:
         right = sum(1 for r in crema if r.get("predicted") == r.get("acted"))
         lines.append(f"  emotion on CREMA-D's clips: {right} of {len(crema)} acted emotions right (chance 1 in 7)")
+    calm = clips.get("calm") or []
+    if calm:
+        worst = max(calm, key=lambda r: r["alarming_probability"])
+        lines.append(f"  calm speech ({len(calm)} utterances): highest anger/fear/disgust probability {worst['alarming_probability']:.2f}")
     return lines
+
+
+def _fusion(rule: dict) -> str:
+    """How a 7-way model's readings are fused, in words (pipeline.prediction.readings.FusionRule)."""
+    face = rule.get("face") or {}
+    parts = [f"words and voice by the network, calibrated at temperature {rule.get('temperature', 1.0):.2f}"]
+    if face:
+        parts.append(f"the face by the {face.get('name')} extractor's expression probabilities, weight {rule.get('face_weight', 0):g} in the product")
+    parts.append(f"uncertain below {rule.get('min_confidence', 0):g} or when readings disagree at {rule.get('disagree_confidence', 0):g}")
+    return "; ".join(parts)
 
 
 def format_description(info: dict[str, Any]) -> str:
@@ -160,6 +181,8 @@ def format_description(info: dict[str, Any]) -> str:
         if m.get("transcriber"):
             asr = m["transcriber"]
             lines.append(f"    clips without a transcript: {asr.get('name')} {(asr.get('params') or {}).get('model', '')}".rstrip())
+        if m.get("fusion"):
+            lines.append(f"    readings: {_fusion(m['fusion'])}")
         if m.get("test_metrics"):
             lines.append(f"    test split (metrics.json): {_figures(m['test_metrics'], m['task'])}")
     report = _report_lines(info["report"]) if isinstance(info.get("report"), dict) else []
