@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from commands.options import add_asr, add_checkpoint, add_runtime_options, runtime_settings
+from commands.options import add_asr, add_checkpoint, add_diarize, add_runtime_options, runtime_settings
 from core.options import MEGABYTES, PORT, QUEUE
 
 
@@ -22,6 +22,7 @@ def add_serve(sub) -> None:
     p.add_argument("--workers", type=int, default=1, choices=(1, 2), help="clips analysed at the same time, each worker with its own copy of the models (default 1)")
     p.add_argument("--max-queue", type=QUEUE, default=4, help="requests that may wait for a worker; more get 503 (default 4)")
     add_asr(p, recorded=True)
+    add_diarize(p, recorded=True)
     add_runtime_options(p)
     p.set_defaults(func=cmd_serve)
 
@@ -32,7 +33,8 @@ def cmd_serve(args) -> int:
 
     sock = bind(args.host, args.port)  # before the models load, so a taken port fails at once
     print(f"loading the models ({args.checkpoint or 'default'})...", file=sys.stderr)
-    predictors = load_predictors(args.checkpoint, args.workers, asr=args.asr, runtime=runtime_settings(args))
+    predictors = load_predictors(args.checkpoint, args.workers, asr=args.asr, runtime=runtime_settings(args),
+                                 diarize=args.diarize, speakers=args.speakers)
     app = create_app(predictors, max_upload_mb=args.max_upload_mb, max_queue=args.max_queue)
     url = address(sock)
     if is_loopback(args.host):

@@ -54,21 +54,22 @@ MULTIPART_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/for
 
 
 def load_predictors(checkpoint: str | Path | None = None, workers: int = 1, *, asr: str | None = None,
-                    runtime: dict[str, dict] | None = None) -> list["Predictor"]:
+                    runtime: dict[str, dict] | None = None, diarize: str = "auto", speakers: int | None = None) -> list["Predictor"]:
     """One Predictor per worker thread (each loads the checkpoints and extractors once; the checkpoint is located
-    once for all). CheckpointError as predict."""
+    once for all); diarize, speakers as predict's. CheckpointError as predict."""
     from model.checkpoint import locate_models
     from pipeline.prediction.predict import Predictor
 
     if workers not in (1, 2):
         raise UserError(f"--workers {workers}: use 1 or 2 (a prediction keeps a core busy; this is a CPU server)")
     located = locate_models(checkpoint)
-    return [Predictor(located, runtime=runtime, asr=asr) for _ in range(workers)]
+    return [Predictor(located, runtime=runtime, asr=asr, diarize=diarize, speakers=speakers) for _ in range(workers)]
 
 
 def describe_models(predictor: "Predictor") -> dict[str, Any]:
     """What /api/models reports: the checkpoint folder, each model's task, feature spec and test metrics, the
-    per-utterance outputs, the transcriber for clips without a transcript and the model card's text (or None)."""
+    per-utterance outputs, the transcriber for clips without a transcript, the diarizer for clips whose transcript names
+    no speaker, and the model card's text (or None)."""
     located = getattr(predictor, "located", None)  # None for a stand-in predictor (tests)
     folder = located.root if located is not None else None
     models = []
@@ -79,10 +80,11 @@ def describe_models(predictor: "Predictor") -> dict[str, Any]:
         except (OSError, ValueError):
             metrics = None
         models.append({"name": m.name, "task": m.task, "emotion": m.emotion, "path": str(m.path.relative_to(folder)) if
-                       folder is not None and m.path.is_relative_to(folder) else str(m.path), "features": m.spec, "transcriber": m.asr, "test_metrics": metrics})
+                       folder is not None and m.path.is_relative_to(folder) else str(m.path), "features": m.spec, "transcriber": m.asr,
+                       "diarizer": getattr(m, "diarize", None), "test_metrics": metrics})
     card = next((p for p in (folder / "MODEL_CARD.md", folder / "README.md") if p.is_file()), None) if folder is not None else None
     return {"checkpoint": str(folder) if folder is not None else None, "models": models, "outputs": predictor.columns, "modalities": predictor.modalities,
-            "transcriber": predictor.asr, "model_card": card.read_text(encoding="utf-8") if card else None}
+            "transcriber": predictor.asr, "diarizer": getattr(predictor, "diarize", None), "model_card": card.read_text(encoding="utf-8") if card else None}
 
 
 def create_app(predictors: list[Any], *, max_upload_mb: float = 200,
