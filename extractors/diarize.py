@@ -14,8 +14,9 @@ listened to, so silence, music the transcriber skipped, and anything outside an 
    holding less than `min_speaker` s of windows joins its nearest (a cough, a laugh or two words of a shout are
    not a new person): both chosen on development conversations (bench/diarization.py), never on the scored ones.
    Windows then move to their nearest centroid (two passes).
-3. Every 0.1 s of an utterance takes the label of the nearest window centre; runs shorter than `min_turn` s join a
-   neighbour. An utterance whose runs differ is split where the speaker changes: at word boundaries when the
+3. In an utterance long enough for two turns, windows of `min_window` s every FINE_HOP s each take the speaker
+   whose centroid they are nearest (a 1.6 s window is too coarse to place a change); every 0.1 s of an utterance
+   takes the label of the nearest window centre; runs shorter than `min_turn` s join a neighbour. An utterance whose runs differ is split where the speaker changes: at word boundaries when the
    transcriber gave word times (the words go to the part their middle falls in), else its text is shared out in
    proportion to time. Labels are S1, S2, ... in order of first appearance.
 
@@ -40,10 +41,11 @@ DEFAULT_MODE = "auto"
 NAME = "ge2e"
 GRID_S = 0.1
 MAX_SPEAKERS = 8  # the most the eigengap may find
+FINE_HOP = 0.2  # seconds between the fine windows that place a change of speaker
 MAX_WINDOWS = 600  # a longer clip gets a longer hop, so clustering stays under a second
 # Chosen on the development conversations of bench/diarization.py (RAVDESS actors 1-10, URDU speakers of its
 # development half); the scored test conversations have other speakers.
-DEFAULTS = {"window": 1.6, "hop": 0.4, "min_window": 0.8, "merge": 0.9, "min_speaker": 1.5, "min_turn": 0.7}
+DEFAULTS = {"window": 1.6, "hop": 0.4, "min_window": 0.8, "merge": 0.8, "min_speaker": 1.5, "min_turn": 0.7}
 
 
 def diarize_spec(mode: str = DEFAULT_MODE, speakers: int | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -97,8 +99,10 @@ class Diarizer:
                 "min_turn": self.min_turn}
 
     # ------------------------------------------------------------------ the steps
-    def windows(self, segments: list[Segment], duration: float) -> list[tuple[int, float, float]]:
-        """(utterance index, start, end) of the embedding windows, in seconds (module docstring, step 1)."""
+    def windows(self, segments: list[Segment], duration: float) -> list[tuple[int, float, float, bool]]:
+        """(utterance index, start, end, fine) of the embedding windows, in seconds (module docstring, steps 1 and 3):
+        `window`-long ones for clustering, then, in utterances long enough to hold two turns, `min_window`-long fine
+        ones every FINE_HOP s that only say where the speaker changes."""
         out = []
         speech = sum(s.end - s.start for s in segments)
         hop = max(self.hop, speech / MAX_WINDOWS)  # a long clip: fewer windows, so clustering stays fast
@@ -108,12 +112,15 @@ class Diarizer:
                 half = max(length, self.min_window) / 2
                 mid = (s.start + s.end) / 2
                 a, b = max(0.0, mid - half), min(duration, mid + half)
-                out.append((i, a, max(b, a + 0.05)))
+                out.append((i, a, max(b, a + 0.05), False))
                 continue
             starts = list(np.arange(s.start, s.end - self.window + 1e-9, hop))
             if s.end - (starts[-1] + self.window) > 1e-6:
                 starts.append(s.end - self.window)
-            out += [(i, float(a), float(a) + self.window) for a in starts]
+            out += [(i, float(a), float(a) + self.window, False) for a in starts]
+        for i, s in enumerate(segments):
+            if s.end - s.start >= 2 * self.min_turn and s.end - s.start > self.min_window:
+                out += [(i, float(a), float(a) + self.min_window, True) for a in np.arange(s.start, s.end - self.min_window + 1e-9, FINE_HOP)]
         return out
 
     def cluster(self, embeddings: np.ndarray, seconds: np.ndarray) -> np.ndarray:
@@ -161,7 +168,7 @@ class Diarizer:
         windows, embeddings = self.embed(audio, segments, sample_rate)
         return self.assign(segments, windows, embeddings)
 
-    def embed(self, audio: np.ndarray, segments: list[Segment], sample_rate: int = SAMPLE_RATE) -> tuple[list[tuple[int, float, float]], np.ndarray]:
+    def embed(self, audio: np.ndarray, segments: list[Segment], sample_rate: int = SAMPLE_RATE) -> tuple[list[tuple[int, float, float, bool]], np.ndarray]:
         """The windows of `segments` (see `windows`) and their (n_windows, 256) GE2E embeddings."""
         from extractors.speaker_encoder import HOP, load_encoder
 
@@ -174,30 +181,35 @@ class Diarizer:
         mel = encoder.mel(audio)
         per_second = sample_rate / HOP
         spans = []
-        for _, a, b in windows:
+        for _, a, b, _ in windows:
             first = min(int(round(a * per_second)), len(mel) - 1)
             spans.append((first, max(first + 1, min(int(round(b * per_second)), len(mel)))))
         return windows, encoder.embed_frames(mel, spans, audio)
 
-    def assign(self, segments: list[Segment], windows: list[tuple[int, float, float]], embeddings: np.ndarray) -> tuple[list[Segment], dict]:
+    def assign(self, segments: list[Segment], windows: list[tuple[int, float, float, bool]], embeddings: np.ndarray) -> tuple[list[Segment], dict]:
         """Cluster the window embeddings and label (and split) the segments: steps 2 and 3 of the module docstring."""
         if not segments:
             return [], {"speakers": 0, "windows": 0, "split": 0}
+        coarse = np.array([not w[3] for w in windows])
         # each window stands for its share of its utterance (overlapping windows would otherwise count time twice)
-        counts = np.bincount([i for i, _, _ in windows], minlength=len(segments))
-        seconds = np.array([(segments[i].end - segments[i].start) / counts[i] for i, _, _ in windows])
-        labels = self.cluster(embeddings, seconds)
+        counts = np.bincount([w[0] for w in windows if not w[3]], minlength=len(segments))
+        seconds = np.array([(segments[w[0]].end - segments[w[0]].start) / counts[w[0]] for w in windows if not w[3]])
+        labels = np.zeros(len(windows), dtype=int)
+        labels[coarse] = self.cluster(embeddings[coarse], seconds)
+        if (~coarse).any():  # fine windows take the nearest speaker: they are too short to be clustered themselves
+            labels[~coarse] = np.argmax(embeddings[~coarse] @ _centroids(embeddings[coarse], labels[coarse]).T, axis=1)
+        fine_in = {w[0] for w in windows if w[3]}
         out: list[Segment] = []
         split = 0
         for i, seg in enumerate(segments):
-            mine = [(0.5 * (a + b), int(labels[k])) for k, (j, a, b) in enumerate(windows) if j == i]
+            mine = [(0.5 * (a + b), int(labels[k])) for k, (j, a, b, f) in enumerate(windows) if j == i and f == (i in fine_in)]
             parts = self._turns(seg, mine)
             split += len(parts) > 1
             out += parts
         names: dict[str, str] = {}
         for s in out:
             s.speaker = names.setdefault(s.speaker, f"S{len(names) + 1}")
-        return out, {"speakers": len(names), "windows": len(windows), "split": split}
+        return out, {"speakers": len(names), "windows": int(coarse.sum()), "split": split}
 
     def _turns(self, seg: Segment, centres: list[tuple[float, int]]) -> list[Segment]:
         """One utterance cut into runs of one speaker (step 3); cluster ids as provisional speaker names."""
