@@ -198,7 +198,7 @@ def tune(dev: dict, embedded: dict, sets: int) -> dict:
     """The merge similarity and min_speaker with the lowest mean development DER over 2, 3 and 4 speakers."""
     best = None
     print("development DER (mean over sets and speaker counts):")
-    for merge in (0.75, 0.8, 0.85, 0.9, 0.95, 1.01):
+    for merge in (0.8, 0.825, 0.85, 0.875, 0.9, 1.0):
         line = []
         for min_speaker in (1.5, 4.0):
             settings = {**DEFAULTS, "merge": merge, "min_speaker": min_speaker}

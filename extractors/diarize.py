@@ -16,9 +16,10 @@ listened to, so silence, music the transcriber skipped, and anything outside an 
    Windows then move to their nearest centroid (two passes).
 3. In an utterance long enough for two turns, windows of `min_window` s every FINE_HOP s each take the speaker
    whose centroid they are nearest (a 1.6 s window is too coarse to place a change); every 0.1 s of an utterance
-   takes the label of the nearest window centre; runs shorter than `min_turn` s join a neighbour. An utterance whose runs differ is split where the speaker changes: at word boundaries when the
-   transcriber gave word times (the words go to the part their middle falls in), else its text is shared out in
-   proportion to time. Labels are S1, S2, ... in order of first appearance.
+   takes the label of the nearest window centre; runs shorter than `min_turn` s join a neighbour. An utterance
+   whose runs differ is split where the speaker changes: at word boundaries when the transcriber gave word times
+   (the words go to the part their middle falls in), else its text is shared out in proportion to time. Labels
+   are S1, S2, ... in order of first appearance.
 
 `diarize_spec(mode, speakers)` is what datasets (meta["features"]["diarize"]) and checkpoints record:
 {"name": "ge2e", "mode": "auto"|"on", "params": {...}} or {"name": "none", "mode": "off", "params": {}}.
