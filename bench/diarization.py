@@ -24,7 +24,7 @@ prints the grid; the scored test conversations then run with the chosen values (
 holds the ones chosen here). `--speed` times `extract_clip` on one 60 s conversation with and without
 diarization (Whisper transcription, IS09 audio, GloVe text).
 
-    python bench/diarization.py [--sets 5] [--per-set 4] [--turns 14] [--tune] [--speed]
+    python bench/diarization.py [--sets 5] [--per-set 4] [--turns 14] [--tune] [--strong] [--speed | --speed-only]
 """
 
 from __future__ import annotations
@@ -182,7 +182,8 @@ def embed_all(convs: dict, diarizer: Diarizer) -> tuple[dict, float, float]:
 
 
 def table(rows: dict[str, dict[tuple[int, int], float]], sets: int) -> None:
-    print("| system | " + " | ".join(f"{n} speaker{'s' * (n > 1)}" for n in COUNTS) + " |\n|---" * (len(COUNTS) + 1) + "|")
+    print("| system | " + " | ".join(f"{n} speaker{'s' * (n > 1)}" for n in COUNTS) + " |")
+    print("|---" * (len(COUNTS) + 1) + "|")
     for name, ders in rows.items():
         cells = []
         for n in COUNTS:
@@ -252,12 +253,16 @@ def main() -> int:
     p.add_argument("--tune", action="store_true", help="choose merge and min_speaker on the development conversations")
     p.add_argument("--speed", action="store_true", help="time extract_clip with and without diarization")
     p.add_argument("--repeats", type=int, default=3, help="runs of each --speed measurement")
+    p.add_argument("--speed-only", action="store_true", help="only the --speed measurement")
     args = p.parse_args()
     if not (SHARED / "ravdess").is_dir() or not (SHARED / "urdu").is_dir():
         print(f"skipped: {SHARED} (RAVDESS and URDU) is not here")
         return 0
     pools = speakers(args.strong)
     print(f"speakers: development {len(pools['dev'])}, test {len(pools['test'])} (no speaker in both); load {os.getloadavg()[0]:.1f}")
+    if args.speed_only:
+        speed(pools["test"], args.seed, args.repeats)
+        return 0
     settings = dict(DEFAULTS)
     if args.tune:
         dev = build(pools["dev"], args.sets, args.per_set, args.turns, args.seed + 1000)

@@ -46,7 +46,7 @@ FINE_HOP = 0.2  # seconds between the fine windows that place a change of speake
 MAX_WINDOWS = 600  # a longer clip gets a longer hop, so clustering stays under a second
 # Chosen on the development conversations of bench/diarization.py (RAVDESS actors 1-10, URDU speakers of its
 # development half); the scored test conversations have other speakers.
-DEFAULTS = {"window": 1.6, "hop": 0.4, "min_window": 0.8, "merge": 0.8, "min_speaker": 1.5, "min_turn": 0.7}
+DEFAULTS = {"window": 1.6, "hop": 0.4, "min_window": 0.8, "merge": 0.825, "min_speaker": 4.0, "min_turn": 0.7}
 
 
 def diarize_spec(mode: str = DEFAULT_MODE, speakers: int | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
