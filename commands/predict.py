@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from commands.common import check_output, terminal_bar
-from commands.options import add_asr, add_checkpoint, add_modalities, add_runtime_options, runtime_settings
+from commands.options import add_asr, add_checkpoint, add_diarize, add_modalities, add_runtime_options, runtime_settings
 from core.errors import UserError
 
 
@@ -28,6 +28,7 @@ def add_predict(sub) -> None:
     add_runtime_options(p)
     add_modalities(p, "the others are not extracted and count as absent (default: all three)")
     add_asr(p, recorded=True)
+    add_diarize(p, recorded=True)
     p.set_defaults(func=cmd_predict)
 
 
@@ -51,7 +52,7 @@ def cmd_predict(args) -> int:
         check_output(args.plot, [*clips, *beside, *models.files, *([args.transcript] if args.transcript else [])], "--plot")
     progress = terminal_bar("predict", "clip") if len(clips) > 1 else None
     results = predict_clips(clips, models, transcript=args.transcript, runtime=runtime_settings(args), asr=args.asr, progress=progress,
-                            modalities=args.modalities)
+                            modalities=args.modalities, diarize=args.diarize, speakers=args.speakers)
     print(FORMATTERS[args.format](results))
     if args.plot is not None:
         plot_predictions(results, args.plot)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from commands.options import add_asr, add_checkpoint, add_runtime_options, runtime_settings
+from commands.options import add_asr, add_checkpoint, add_diarize, add_runtime_options, runtime_settings
 from core.options import COUNT, MEGABYTES, PORT, POSITIVE, QUEUE
 
 
@@ -31,6 +31,7 @@ def add_serve(sub) -> None:
                         "other domains reach it by DNS rebinding); default: 127.0.0.1, localhost and ::1, plus this "
                         "machine's names and addresses with --host 0.0.0.0")
     add_asr(p, recorded=True)
+    add_diarize(p, recorded=True)
     add_runtime_options(p)
     p.set_defaults(func=cmd_serve)
 
@@ -43,7 +44,8 @@ def cmd_serve(args) -> int:
 
     sock = bind(args.host, args.port)  # before the models load, so a taken port fails at once
     print(f"loading the models ({args.checkpoint or 'default'})...", file=sys.stderr)
-    workers = start_workers(args.checkpoint, args.workers, asr=args.asr, runtime=runtime_settings(args), time_limit=args.time_limit)
+    workers = start_workers(args.checkpoint, args.workers, asr=args.asr, runtime=runtime_settings(args), time_limit=args.time_limit,
+                            diarize=args.diarize, speakers=args.speakers)
     try:
         app = create_app(workers, max_upload_mb=args.max_upload_mb, max_queue=args.max_queue, max_clip_seconds=args.max_clip_seconds,
                          max_utterances=args.max_utterances, allowed_hosts=host_names(args.host, args.allowed_host))

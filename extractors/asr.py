@@ -14,8 +14,9 @@ per engine; TRANSCRIBERS maps the names `--asr` accepts to them.
 
 A transcriber's `params` hold what changes its output: engine and version, model, search and cutting
 settings. Runtime settings that do not (threads) stay out, so a spec read back from a dataset or checkpoint
-rebuilds the same transcriber (`transcriber_from_spec`). Every utterance is attributed to speaker "A": no
-engine here separates speakers.
+rebuilds the same transcriber (`transcriber_from_spec`). Every utterance is attributed to speaker "A" and keeps
+its word times (Segment.words); the diarizer (extractors.diarize, `--diarize`) then tells the speakers apart and
+splits an utterance between words where the speaker changes.
 
 Untimed transcript lines are placed on the audio by pocketsphinx's forced alignment whatever the
 transcriber (extractors.asr_pocketsphinx.align_lines): measured against Whisper's word timestamps matched
@@ -195,7 +196,8 @@ def to_segments(groups: list[list[Word]], duration: float, speaker: str = SPEAKE
         if end - start < MIN_SPAN_S:
             mid = (start + end) / 2
             start, end = max(0.0, mid - MIN_SPAN_S / 2), min(duration, mid + MIN_SPAN_S / 2)
-        segments.append(Segment(float(start), float(end), speaker, " ".join(w.text.strip() for w in g).strip()))
+        segments.append(Segment(float(start), float(end), speaker, " ".join(w.text.strip() for w in g).strip(), {},
+                                [(w.text.strip(), float(w.start), float(w.end)) for w in g]))
     return segments
 
 

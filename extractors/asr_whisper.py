@@ -18,7 +18,7 @@ loops on runs of similar sentences) is decoded again region by region. Measured 
 - one 30 s window over ten joined GRID commands gave the first command ten times over (WER 160%).
 The words are cut into utterances by extractors.asr.cut_utterances: at pauses of `min_pause` s, after
 sentence ends (short fragments merge), at most `max_utterance` s long. Every utterance is speaker "A"
-(no diarisation).
+(extractors.diarize tells speakers apart afterwards, with `--diarize`).
 
 The model is loaded once per process and thread count (~0.3 s; extraction workers use one thread).
 """

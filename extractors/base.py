@@ -12,13 +12,15 @@ SAMPLE_RATE = 16_000
 
 @dataclass
 class Segment:
-    """One utterance: its time span in seconds, its speaker and its words."""
+    """One utterance: its time span in seconds, its speaker and its words. `words`: (text, start, end) of each word
+    when a transcriber timed them (automatic text; the diarizer splits an utterance between words), else empty."""
 
     start: float
     end: float
     speaker: str = "A"
     text: str = ""
     labels: dict[str, float] = field(default_factory=dict)
+    words: list[tuple[str, float, float]] = field(default_factory=list, compare=False, repr=False)
 
 
 @dataclass

@@ -12,7 +12,9 @@ A clip `talk.mp4` may have, beside it with the same stem, one of (searched in th
                to the audio with pocketsphinx (extractors.asr_pocketsphinx).
 
 In .srt, .vtt and .txt a `NAME:` prefix (at most three words, up to 32 characters) names the speaker.
-A cue or line without a name keeps the previous speaker ("A" before any name is seen). Markup
+A cue or line without a name keeps the previous speaker ("A" before any name is seen). A transcript that names
+no speaker at all (no prefix, no `<v>`, an empty or missing CSV speaker column) is diarized by `--diarize auto`
+(extractors.diarize); one that names speakers keeps them. Markup
 (`<i>`, `<font ...>`, `<c.x>`, `{\\an8}`, inline timestamps) is removed and HTML entities are decoded.
 Cues whose text is empty after that are dropped. Overlapping cues are kept as separate utterances,
 ordered by start time.
@@ -69,6 +71,7 @@ class Transcript:
     timed: bool
     has_labels: bool = False
     notes: list[str] = field(default_factory=list)
+    named_speakers: bool = False  # some cue, line or row names its speaker (then no diarization relabels it)
 
 
 def find_transcript(clip: str | Path) -> Path | None:
@@ -159,11 +162,13 @@ def _sort(segments: list[Segment]) -> list[Segment]:
     return ordered
 
 
-def parse_cues(text: str, source: Any = "transcript", fmt: str = "srt") -> list[Segment]:
-    """Segments of SubRip or WebVTT text (blocks separated by blank lines, one timing line each)."""
+def parse_cues(text: str, source: Any = "transcript", fmt: str = "srt") -> tuple[list[Segment], bool]:
+    """Segments of SubRip or WebVTT text (blocks separated by blank lines, one timing line each), and whether any
+    cue names its speaker."""
     blocks = re.split(r"\n\s*\n", text.strip("\n"))
     segments: list[Segment] = []
     speaker = DEFAULT_SPEAKER
+    named = False
     for n, block in enumerate(blocks, 1):
         lines = [line for line in block.split("\n")]
         head = lines[0].strip()
@@ -185,8 +190,9 @@ def parse_cues(text: str, source: Any = "transcript", fmt: str = "srt") -> list[
             log.debug("%s: cue %d has no text; skipped", source, n)
             continue
         speaker = name or speaker
+        named = named or name is not None
         segments.append(Segment(start, end, speaker, words))
-    return _sort(segments)
+    return _sort(segments), named
 
 
 def parse_number(cell: str, what: str, where: Any, error: type[Exception] = ExtractionError) -> float | None:
@@ -217,8 +223,8 @@ def _label_value(cell: str, column: str, row: int, source: Any) -> float | None:
     return value
 
 
-def parse_csv(text: str, source: Any = "transcript") -> tuple[list[Segment], bool]:
-    """Segments of a transcript CSV, and whether it has any label column."""
+def parse_csv(text: str, source: Any = "transcript") -> tuple[list[Segment], bool, bool]:
+    """Segments of a transcript CSV, whether it has any label column, and whether any row names its speaker."""
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if header is None:
@@ -230,6 +236,7 @@ def parse_csv(text: str, source: Any = "transcript") -> tuple[list[Segment], boo
     at = {c: i for i, c in enumerate(columns)}
     label_cols = [c for c in LABEL_COLUMNS if c in at]
     segments = []
+    named = False
     for row_no, row in enumerate(reader, 2):
         if not any(cell.strip() for cell in row):
             continue
@@ -239,17 +246,19 @@ def parse_csv(text: str, source: Any = "transcript") -> tuple[list[Segment], boo
         if end <= start:
             raise ExtractionError(f"{source}: row {row_no}: end {end} is not after start {start}")
         speaker = row[at["speaker"]].strip() if "speaker" in at else ""
+        named = named or bool(speaker)
         labels = {}
         for c in label_cols:
             value = _label_value(row[at[c]], c, row_no, source)
             if value is not None:
                 labels[c] = value
         segments.append(Segment(start, end, speaker or DEFAULT_SPEAKER, _clean(row[at["text"]]), labels))
-    return _sort(segments), bool(label_cols)
+    return _sort(segments), bool(label_cols), named
 
 
-def parse_txt(text: str, source: Any = "transcript") -> tuple[list[Segment], bool]:
-    """Segments of a .txt transcript and whether they are timed (all lines `start<TAB>end<TAB>text`)."""
+def parse_txt(text: str, source: Any = "transcript") -> tuple[list[Segment], bool, bool]:
+    """Segments of a .txt transcript, whether they are timed (all lines `start<TAB>end<TAB>text`), and whether any
+    line names its speaker."""
     lines = [line for line in text.split("\n") if line.strip()]
     timed = [_AUDACITY.match(line) for line in lines]
     if any(timed) and not all(timed):
@@ -257,16 +266,18 @@ def parse_txt(text: str, source: Any = "transcript") -> tuple[list[Segment], boo
         raise ExtractionError(f"{source}: some lines are timed (start<TAB>end<TAB>text) and some are not (e.g. {lines[first][:40]!r}); time all lines or none")
     segments = []
     speaker = DEFAULT_SPEAKER
+    named = False
     for line, m in zip(lines, timed):
         start, end = (float(m.group(1)), float(m.group(2))) if m else (math.nan, math.nan)
         if m and end <= start:
             raise ExtractionError(f"{source}: line {line[:40]!r}: end is not after start")
         name, words = split_speaker(_clean(m.group(3) if m else line))
         speaker = name or speaker
+        named = named or name is not None
         if words:
             segments.append(Segment(start, end, speaker, words))
     is_timed = bool(lines) and all(timed)
-    return (_sort(segments) if is_timed else segments), is_timed
+    return (_sort(segments) if is_timed else segments), is_timed, named
 
 
 def read_transcript(path: str | Path) -> Transcript:
@@ -276,19 +287,19 @@ def read_transcript(path: str | Path) -> Transcript:
     text = read_text(path)
     has_labels = False
     if fmt == "csv":
-        segments, has_labels = parse_csv(text, path)
+        segments, has_labels, named = parse_csv(text, path)
         timed = True
     elif fmt in ("srt", "vtt"):
         if fmt == "vtt" and not text.lstrip().startswith("WEBVTT"):
             raise ExtractionError(f"{path}: a WebVTT file must start with 'WEBVTT'")
-        segments, timed = parse_cues(text, path, fmt), True
+        (segments, named), timed = parse_cues(text, path, fmt), True
     elif fmt == "txt":
-        segments, timed = parse_txt(text, path)
+        segments, timed, named = parse_txt(text, path)
     else:
         raise ExtractionError(f"{path}: unknown transcript type; use one of {', '.join(TRANSCRIPT_SUFFIXES)}")
     if not segments:
         raise ExtractionError(f"{path}: transcript has no utterances; delete it to transcribe the clip automatically")
-    return Transcript(path, fmt, segments, timed, has_labels)
+    return Transcript(path, fmt, segments, timed, has_labels, named_speakers=named)
 
 
 def check_timings(segments: list[Segment], duration: float, source: Any) -> list[Segment]:
@@ -313,7 +324,8 @@ def place_segments(clip: str | Path, media, transcript_path: str | Path | None =
     Whisper tiny.en) with `threads` CPU threads (0: all cores). When it finds no speech the clip is one
     utterance with empty text. Returns (segments, info) where info = {"transcript": name or None,
     "format", "timing": "transcript" | "whole_clip" | "aligned" | "vad" | "proportional" | "asr",
-    "automatic_text": bool, "asr": the transcriber's label (e.g. "whisper tiny.en") or None}.
+    "automatic_text": bool, "asr": the transcriber's label (e.g. "whisper tiny.en") or None, "named_speakers": whether
+    the transcript names speakers (then a diarizer leaves them alone)}.
     """
     clip = Path(clip)
     path = Path(transcript_path) if transcript_path else find_transcript(clip)
@@ -326,9 +338,11 @@ def place_segments(clip: str | Path, media, transcript_path: str | Path | None =
         segments = transcriber.transcribe(media.audio, media.sample_rate)
         if not segments:
             segments = [Segment(0.0, media.duration, DEFAULT_SPEAKER, "")]
-        return segments, {"transcript": None, "format": None, "timing": "asr", "automatic_text": True, "asr": transcriber.label}
+        return segments, {"transcript": None, "format": None, "timing": "asr", "automatic_text": True, "asr": transcriber.label,
+                          "named_speakers": False}
     tr = read_transcript(path)
-    info = {"transcript": path.name, "format": tr.fmt, "timing": "transcript", "automatic_text": False, "asr": None}
+    info = {"transcript": path.name, "format": tr.fmt, "timing": "transcript", "automatic_text": False, "asr": None,
+            "named_speakers": tr.named_speakers}
     if tr.timed:
         return check_timings(tr.segments, media.duration, path), info
     if len(tr.segments) == 1:

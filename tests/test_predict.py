@@ -249,7 +249,14 @@ def test_predict_transcribes_as_the_training_data_was(trained, capsys, caplog, t
         return json.loads(capsys.readouterr().out)
 
     out = predict(trained["runs"])
-    assert out["transcript"] == "whisper tiny.en (automatic)" and {u["speaker"] for u in out["utterances"]} == {"A"}
+    # one espeak voice throughout: the diarizer (recorded by extract, as the transcriber) finds one speaker
+    assert out["transcript"] == "whisper tiny.en (automatic)" and {u["speaker"] for u in out["utterances"]} == {"S1"}
+    assert out["speakers"] == "1 found by the diarizer (GE2E); a single voice"
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="pipeline.prediction.predict"):
+        off = predict(trained["runs"], "--diarize", "off")
+    assert {u["speaker"] for u in off["utterances"]} == {"A"} and off["speakers"] == "not diarized (--diarize off)"
+    assert "--diarize off: the checkpoint's training data was diarized" in caplog.text
     assert word_error_rate([" ".join(t for _, t in TARGET)], [" ".join(u["text"] for u in out["utterances"])]) <= 0.3
     sphinx = _mutated(trained, tmp_path, lambda s: s.update(asr=spec_of(build_transcriber("pocketsphinx"))))
     assert predict(sphinx)["transcript"] == "pocketsphinx (automatic)"

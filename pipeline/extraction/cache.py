@@ -33,18 +33,23 @@ def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def cache_key(clip_digest: str, transcript_digest: str | None, settings: ExtractSettings, audio_only: bool) -> str:
+def cache_key(clip_digest: str, transcript_digest: str | None, settings: ExtractSettings, audio_only: bool,
+              diarized: bool = False) -> str:
     """sha256 over everything that changes a clip's cached result.
 
     The transcriber's spec counts only for a clip without transcript: untimed lines are aligned by
     pocketsphinx whatever `--asr` says. Clips with a transcript hash an empty spec, as before transcribers
-    had specs, so their cache entries stay valid.
+    had specs, so their cache entries stay valid. The diarizer's spec counts only for a clip it `diarized`
+    (settings.diarizes): with --diarize off, or a transcript that names its speakers, the key is what it was
+    before diarization existed.
     """
     payload = {
         "version": CACHE_VERSION, "clip": clip_digest, "transcript": transcript_digest, "specs": settings.specs,
         "resources": settings.resources, "fps": settings.fps,
         "asr": settings.asr if transcript_digest is None else {}, "audio_only": audio_only,
     }
+    if diarized:
+        payload["diarize"] = settings.diarize
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -66,7 +71,16 @@ def clip_key(clip: str, audio_only: bool, settings: ExtractSettings) -> tuple[st
         raise ExtractionError(f"{e.filename or clip}: disappeared while the extraction ran; put it back or rerun") from e
     except OSError as e:
         raise ExtractionError(f"{e.filename or clip}: cannot read ({e.strerror or e})") from e
-    return digest, cache_key(digest, tr_digest, settings, audio_only), transcript
+    return digest, cache_key(digest, tr_digest, settings, audio_only, settings.diarizes(names_speakers(transcript, settings))), transcript
+
+
+def names_speakers(transcript: Path | None, settings: ExtractSettings) -> bool:
+    """Whether the clip's transcript names speakers (parsed only when a diarizer is on: it decides the cache key);
+    a transcript that cannot be parsed raises ExtractionError here, as it would when the clip is extracted."""
+    from extractors.diarize import is_active
+    from extractors.transcripts import read_transcript
+
+    return transcript is not None and is_active(settings.diarize) and read_transcript(transcript).named_speakers
 
 
 def cache_path(cache_dir: str | Path, key: str) -> Path:

@@ -78,6 +78,7 @@ class ExtractReport:
     audio_only: list[str] = field(default_factory=list)
     automatic_text: list[str] = field(default_factory=list)
     asr: str = ""  # the label of the transcriber that gave the automatic text, e.g. "whisper tiny.en"
+    diarized: dict[str, int] = field(default_factory=dict)  # video id -> speakers the diarizer found
     media_seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     wall_seconds: float = 0.0
@@ -94,9 +95,10 @@ def extract_folder(folder: str | Path, out: str | Path, settings: ExtractSetting
                    ship_clips: bool = False, progress: Progress | None = None) -> ExtractReport:
     """Extract every clip under `folder` into the dataset file `out` (written atomically).
 
-    settings: the extractors, frame rate, transcriber and cache (None: the defaults, ExtractSettings.create()); a
-    settings without cache_dir caches in .cache/extract beside `out`. The transcriber's spec is recorded in
-    meta["features"]["asr"], so predict transcribes the same way. `all_test` puts every video without a split in
+    settings: the extractors, frame rate, transcriber, diarizer and cache (None: the defaults, ExtractSettings.create());
+    a settings without cache_dir caches in .cache/extract beside `out`. The transcriber's spec is recorded in
+    meta["features"]["asr"] and the diarizer's in meta["features"]["diarize"], so predict transcribes and diarizes
+    the same way. `all_test` puts every video without a split in
     labels.csv in the test split (data a model is scored on, not trained on).
 
     Returns an ExtractReport; failures.json is written beside `out` in every run (an empty list when all
@@ -138,7 +140,7 @@ def extract_folder(folder: str | Path, out: str | Path, settings: ExtractSetting
     if not tally.results:
         raise ExtractionError(f"{folder}: none of the {report.clips} clips could be used; see {failures_path}")
     vids = [ids[c] for c in clips if ids[c] in tally.results]
-    ds = _assemble(vids, tally.results, {**settings.specs, "asr": settings.asr}, folder, clips, ids, labels, test_ratio, seed,
+    ds = _assemble(vids, tally.results, {**settings.specs, "asr": settings.asr, "diarize": settings.diarize}, folder, clips, ids, labels, test_ratio, seed,
                    settings.fps, all_test)
     ds["meta"]["failures"] = list(report.failures)
     save_dataset(ds, out)
@@ -147,6 +149,7 @@ def extract_folder(folder: str | Path, out: str | Path, settings: ExtractSetting
     report.train, report.test = len(ds["train"]), len(ds["test"])
     report.audio_only = list(ds["meta"]["audio_only"])
     report.automatic_text = list(ds["meta"]["automatic_text"])
+    report.diarized = dict(ds["meta"]["diarized"])
     report.wall_seconds = time.perf_counter() - t0
     log.debug("wrote %s: %d videos, %d utterances (%d cached, %d computed, %d failed)", out, len(vids), report.utterances,
               report.cached, report.computed, len(report.failures))
@@ -260,7 +263,8 @@ def _assemble(vids: list[str], results: dict, specs: dict, folder: Path, clips: 
               test_ratio: float, seed: int,
               fps: float, all_test: bool = False) -> dict:
     """The dataset dict (data.schema) from the per-clip results. specs: modality -> extractor spec, and
-    "asr" -> the transcriber's spec; meta["automatic_text"] maps each transcribed video to the transcriber's label."""
+    "asr" -> the transcriber's spec, "diarize" -> the diarizer's; meta["automatic_text"] maps each transcribed video to
+    the transcriber's label, meta["diarized"] each diarized video to the number of speakers found."""
     files = {ids[c]: c.relative_to(folder).as_posix() for c in clips}
     provenance = {
         "tool": "cli.py extract", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -269,7 +273,7 @@ def _assemble(vids: list[str], results: dict, specs: dict, folder: Path, clips: 
         "test_ratio": float(test_ratio), "seed": int(seed), "clips": {},
     }
     ds = empty_dataset(features=specs, provenance=provenance)
-    ds["meta"].update(automatic_text={}, audio_only=[], no_face={})
+    ds["meta"].update(automatic_text={}, audio_only=[], no_face={}, diarized={})
     for vid in vids:
         res = results[vid]
         segs = res["segments"]
@@ -288,6 +292,8 @@ def _assemble(vids: list[str], results: dict, specs: dict, folder: Path, clips: 
         }
         if info.get("automatic_text"):
             ds["meta"]["automatic_text"][vid] = str(info.get("asr") or "unknown")
+        if info.get("diarized"):
+            ds["meta"]["diarized"][vid] = int(info.get("speakers") or 0)
         if res["audio_only"]:
             ds["meta"]["audio_only"].append(vid)
         if res.get("no_face"):

@@ -1,6 +1,6 @@
 """What decides a clip's features, as one typed, serialisable value built once from the options.
 
-    settings = ExtractSettings.create(text="minilm", audio="eGeMAPSv02", fps=5, asr="whisper")
+    settings = ExtractSettings.create(text="minilm", audio="eGeMAPSv02", fps=5, asr="whisper", diarize="auto")
     extractors = settings.build()      # modality -> extractor; built once per process and settings
     settings.to_dict()                 # JSON: what a Ray task, a cache key or a log line needs
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from core.errors import UserError
 from core.options import FPS
 from extractors.asr import DEFAULT as DEFAULT_ASR
 from extractors.media import DEFAULT_FPS
+
+log = logging.getLogger(__name__)
 
 # modality -> (registry name, params): what the extractors are built from
 Choices = dict[str, tuple[str, dict[str, Any]]]
@@ -33,7 +36,8 @@ class ExtractSettings:
 
     choices: modality -> (registry name, params) the extractors are built from; specs: modality -> the built
     extractor's spec {"name", "params", "dim"} (what datasets and checkpoints record); asr: the spec of the
-    transcriber for clips without a transcript; fps: frames decoded per second of video; cache_dir: the per-clip
+    transcriber for clips without a transcript; diarize: the diarizer's spec (extractors.diarize.diarize_spec; mode
+    "off" when none), applied to clips whose transcript names no speaker; fps: frames decoded per second of video; cache_dir: the per-clip
     feature cache (None: none given; extract_folder then puts it beside its output); resources: path, size and
     mtime of files the extractors read (a --glove file), so a file replaced in place changes the cache key;
     factories: extractors registered at run time in this process (modality -> (name, factory)), which worker
@@ -44,6 +48,7 @@ class ExtractSettings:
     specs: dict[str, dict[str, Any]]
     asr: dict[str, Any]
     fps: float = DEFAULT_FPS
+    diarize: dict[str, Any] = field(default_factory=lambda: {"name": "none", "mode": "off", "params": {}})
     cache_dir: str | None = None
     resources: dict[str, list] = field(default_factory=dict)
     factories: dict[str, tuple[str, Any]] = field(default_factory=dict, compare=False, repr=False)
@@ -51,16 +56,18 @@ class ExtractSettings:
     # ------------------------------------------------------------------ making one
     @classmethod
     def create(cls, text: str = "glove", audio: str = "IS09", visual: str = "facemesh", *, fps: float = DEFAULT_FPS,
-               asr: str | dict = DEFAULT_ASR, cache_dir: str | Path | None = None, choices: Choices | None = None,
-               **options: Any) -> "ExtractSettings":
+               asr: str | dict = DEFAULT_ASR, diarize: str | dict = "auto", speakers: int | None = None,
+               cache_dir: str | Path | None = None, choices: Choices | None = None, **options: Any) -> "ExtractSettings":
         """Settings from the user's choices, with every extractor and the transcriber built once to check them.
 
         text, audio, visual: choices of `extractors.choices` (the CLI's --text, --audio-features, --visual).
         options: the registry's extractor-specific options by keyword (glove=PATH, pyfeat_weights=DIR).
         `choices` gives modality -> (registry name, params) directly instead (e.g. from a checkpoint's spec).
-        asr: a transcriber name (extractors.asr.TRANSCRIBERS) or a recorded spec. cache_dir: the per-clip
+        asr: a transcriber name (extractors.asr.TRANSCRIBERS) or a recorded spec. diarize: auto | on | off, or a
+        recorded spec (its settings reused); speakers: a fixed speaker count for it (None: found per clip). cache_dir: the per-clip
         cache; resources that an extractor converts once (a --glove file) go under it too when given.
-        Raises UserError for a bad choice, option, frame rate or transcriber.
+        Raises UserError for a bad choice, option, frame rate, transcriber or diarization setting, and for
+        `diarize="on"` when the diarizer's weights are not installed (auto then warns and diarizes nothing).
         """
         FPS.check(fps, "--fps")
         if choices is None:
@@ -73,7 +80,8 @@ class ExtractSettings:
                        factories={m: (name, REGISTRY[m][name]) for m, (name, _) in choices.items() if name in REGISTRY[m]})
         extractors = settings.build()  # fails fast on a bad choice, before any clip runs
         specs = {m: spec_of(ex) for m, ex in extractors.items()}
-        return replace(settings, specs=specs, asr=transcriber_spec(asr), resources=resource_fingerprint(specs))
+        return replace(settings, specs=specs, asr=transcriber_spec(asr), diarize=diarizer_spec(diarize, speakers),
+                       resources=resource_fingerprint(specs))
 
     # ------------------------------------------------------------------ using one
     def build(self) -> dict[str, Any]:
@@ -91,6 +99,18 @@ class ExtractSettings:
 
         return transcriber_from_spec(self.asr, threads=threads)
 
+    def diarizer(self) -> Any:
+        """The diarizer of `diarize`, or None when it is off."""
+        from extractors.diarize import diarizer_from_spec
+
+        return diarizer_from_spec(self.diarize)
+
+    def diarizes(self, named_speakers: bool) -> bool:
+        """Whether a clip is diarized: the diarizer is on and its transcript (if any) names no speaker."""
+        from extractors.diarize import is_active
+
+        return is_active(self.diarize) and not named_speakers
+
     def with_cache(self, cache_dir: str | Path) -> "ExtractSettings":
         return replace(self, cache_dir=str(cache_dir))
 
@@ -98,12 +118,13 @@ class ExtractSettings:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: everything but the run-time factories."""
         return {"choices": {m: [name, params] for m, (name, params) in self.choices.items()}, "specs": self.specs, "asr": self.asr,
-                "fps": self.fps, "cache_dir": self.cache_dir, "resources": self.resources}
+                "diarize": self.diarize, "fps": self.fps, "cache_dir": self.cache_dir, "resources": self.resources}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ExtractSettings":
         return cls(choices={m: (str(v[0]), dict(v[1])) for m, v in d["choices"].items()}, specs=dict(d["specs"]), asr=dict(d["asr"]),
-                   fps=float(d["fps"]), cache_dir=d.get("cache_dir"), resources=dict(d.get("resources") or {}))
+                   fps=float(d["fps"]), cache_dir=d.get("cache_dir"), resources=dict(d.get("resources") or {}),
+                   diarize=dict(d.get("diarize") or {"name": "none", "mode": "off", "params": {}}))
 
     @property
     def extractor_key(self) -> str:
@@ -193,6 +214,29 @@ def transcriber_spec(asr: str | dict) -> dict[str, Any]:
         return transcribers.spec_of(transcribers.build_transcriber(asr))
     except ValueError as e:
         raise UserError(str(e)) from e
+
+
+def diarizer_spec(diarize: str | dict, speakers: int | None = None) -> dict[str, Any]:
+    """The recorded spec of --diarize auto|on|off (or of a recorded spec, its settings reused) and --speakers N.
+    UserError for a bad mode or count, or for "on" without the diarizer's weights; "auto" without them warns once
+    and gives "off" (extraction then keeps the transcriber's single speaker)."""
+    from extractors.diarize import diarize_spec
+    from extractors.speaker_encoder import weights_path
+
+    try:
+        spec = (diarize_spec(str(diarize.get("mode", "auto")), speakers, diarize.get("params")) if isinstance(diarize, dict)
+                else diarize_spec(diarize, speakers))
+    except ValueError as e:
+        raise UserError(str(e)) from e
+    if spec["mode"] != "off":
+        try:
+            weights_path()
+        except UserError:
+            if spec["mode"] == "on":
+                raise
+            log.warning("no diarizer installed (resemblyzer's weights): clips whose transcript names no speaker stay one speaker")
+            return diarize_spec("off")
+    return spec
 
 
 def resource_fingerprint(specs: dict[str, dict]) -> dict[str, list]:

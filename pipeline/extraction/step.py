@@ -28,7 +28,7 @@ from pipeline.extraction.settings import ExtractSettings
 
 log = logging.getLogger(__name__)
 
-STAGES = ("decode", "segments", "text", "audio", "visual")
+STAGES = ("decode", "segments", "diarize", "text", "audio", "visual")
 
 
 # ------------------------------------------------------------------ one clip in a worker
@@ -37,7 +37,8 @@ def process_clip(settings: ExtractSettings, clip: str, audio_only: bool, *, thre
 
     Returns {"status": "ok", "cached": bool, "result": {...}} or {"status": "failed", "reason": str}.
     result: text/audio/visual (n_utt, dim) float32, segments [[start, end, speaker, text, labels]],
-    info (transcript, format, timing, automatic_text, asr), duration, audio_only, no_face, times per stage,
+    info (transcript, format, timing, automatic_text, asr, named_speakers, diarized, speakers), duration, audio_only,
+    no_face, times per stage,
     sha256 of the clip. threads: for ffmpeg and the transcriber (0: all cores; workers that share the cores run 1).
     cache=False computes without reading or writing the cache (the caller keeps it); so does a settings without
     cache_dir.
@@ -77,7 +78,8 @@ def extract_clip(
 
     The per-clip step shared by `extract_folder` (in its workers) and `pipeline.prediction.predict`: decode the clip
     once at `settings.fps`, place its utterances (`transcript`, else the transcript beside the clip, else the
-    transcriber of `settings.asr`) unless `segments` are given, then run each extractor of `extractors` (modality ->
+    transcriber of `settings.asr`) and label their speakers with `settings.diarize` when the transcript names none
+    (splitting an utterance where the speaker changes), unless `segments` are given; then run each extractor of `extractors` (modality ->
     extractor, usually `settings.build()`) over them. threads: for ffmpeg and the transcriber (0: all cores).
 
     Returns {"text"|"audio"|"visual": (n_utt, dim) float32 finite, "present": (n_utt, 3) bool, "segments":
@@ -108,9 +110,13 @@ def extract_clip(
     t = time.perf_counter()
     if segments is None:
         segments, info = place_segments(clip, media, transcript, asr=settings.asr, threads=threads)
+        times["segments"] = time.perf_counter() - t
+        t = time.perf_counter()
+        segments = _diarize(media, segments, info, settings)
+        times["diarize"] = time.perf_counter() - t
     else:
         info = {"transcript": None, "format": None, "timing": "given", "automatic_text": False, "asr": None}
-    times["segments"] = time.perf_counter() - t
+        times["segments"] = time.perf_counter() - t
     n = len(segments)
     result: dict[str, Any] = {}
     present = np.zeros((n, len(MODALITIES)), dtype=bool)
@@ -134,6 +140,18 @@ def extract_clip(
         duration=media.duration, audio_only=audio_only, no_face=no_face, times=times,
     )
     return result
+
+
+def _diarize(media: Any, segments: list[Segment], info: dict, settings: ExtractSettings) -> list[Segment]:
+    """The segments with speakers S1..Sn from the settings' diarizer when it applies to this clip (its transcript
+    names no speaker); info gains "diarized" (bool) and "speakers" (the count found). A clip in which the
+    transcriber found no speech keeps its one empty placeholder utterance, undiarized: there is no voice to label."""
+    info["diarized"] = False
+    if not settings.diarizes(bool(info.get("named_speakers"))) or not any(s.text.strip() for s in segments):
+        return segments
+    segments, found = settings.diarizer().diarize(media.audio, segments, media.sample_rate)
+    info.update(diarized=True, speakers=int(found["speakers"]))
+    return segments
 
 
 def _presence(feats: np.ndarray, clip: str, modality: str) -> tuple[np.ndarray, np.ndarray]:

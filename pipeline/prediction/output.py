@@ -142,7 +142,8 @@ FORMATTERS = {"table": format_table, "json": format_json, "csv": format_csv}
 
 def plot_predictions(results: list[dict], path: str | Path) -> Path:
     """A PNG per call, one block per clip: sentiment per utterance over the clip's timeline (a bar from start
-    to end, captioned with the utterance's text) and, when emotion models ran, a heat strip of each emotion's
+    to end, captioned with the utterance's text; with several speakers a lane of one colour per speaker along its
+    foot and captions prefixed by the speaker) and, when emotion models ran, a heat strip of each emotion's
     probability per utterance below it. Written atomically."""
     import matplotlib
 
@@ -192,6 +193,8 @@ def _plot_sentiment(ax: Any, r: dict) -> None:
     ax.grid(axis="y", color="0.92")
     span = lim[1] - lim[0]
     several = len({u["speaker"] for u in utts}) > 1
+    if several:
+        _speaker_lane(ax, utts)
     for u, v in zip(utts, values):
         y = zero if v is None else v
         if v is not None:
@@ -202,6 +205,28 @@ def _plot_sentiment(ax: Any, r: dict) -> None:
         above = y - lim[0] < 0.75 * span
         ax.annotate(textwrap.fill(caption, width=chars), ((u["start"] + u["end"]) / 2, y), xytext=(0, 9 if above else -9),
                     textcoords="offset points", ha="center", va="bottom" if above else "top", fontsize=7, color="0.15")
+
+
+SPEAKER_COLOURS = ("tab:blue", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:cyan", "tab:olive", "tab:gray")
+
+
+def speaker_colours(utts: list[dict]) -> dict[str, str]:
+    """speaker -> colour, in order of first appearance (green and red stay for sentiment)."""
+    out: dict[str, str] = {}
+    for u in utts:
+        out.setdefault(u["speaker"], SPEAKER_COLOURS[len(out) % len(SPEAKER_COLOURS)])
+    return out
+
+
+def _speaker_lane(ax: Any, utts: list[dict]) -> None:
+    """Who speaks when: a lane along the bottom of the axes, one colour per speaker, with a legend."""
+    from matplotlib.patches import Patch
+
+    colours = speaker_colours(utts)
+    for u in utts:
+        ax.axvspan(u["start"], u["end"], ymin=0.0, ymax=0.035, color=colours[u["speaker"]], lw=0)
+    ax.legend(handles=[Patch(color=c, label=s) for s, c in colours.items()], loc="upper right", fontsize=7, ncol=min(4, len(colours)),
+              title="speakers", title_fontsize=7, framealpha=0.8)
 
 
 def _plot_emotions(ax: Any, r: dict, top: Any) -> None:
@@ -254,4 +279,4 @@ def summary_line(results: list[dict]) -> str:
     return ", ".join(parts)
 
 
-__all__ = ["FORMATTERS", "format_csv", "format_json", "format_table", "plot_predictions", "summary_line"]
+__all__ = ["FORMATTERS", "format_csv", "format_json", "format_table", "plot_predictions", "speaker_colours", "summary_line"]

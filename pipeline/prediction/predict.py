@@ -18,7 +18,9 @@ Preprocess, forward, postprocess:
    text+audio model share one extraction; each model sees only the modalities it was trained on), else once
    per group, the utterances of the first reused by the others; each group holds its ExtractSettings. The
    transcriber is the one the checkpoint's training data was transcribed with (its feature spec's "asr"
-   entry; Whisper tiny.en when it has none), or `asr` when given (a warning says when that differs).
+   entry; Whisper tiny.en when it has none), or `asr` when given (a warning says when that differs). Clips whose
+   transcript names no speaker are diarized as the training data was (the spec's "diarize" entry; diarized with the
+   default settings when it has none), or as `diarize` / `speakers` say (choose_diarize).
 3. Each model runs on its spec's features as one dialogue, (1, T, d) per modality.
 4. The outputs are merged per utterance, each task reporting its own fields (model.tasks):
    - sentiment: the regression model's score in [-3, 3]; None without a regression checkpoint (a
@@ -79,6 +81,7 @@ class LoadedModel:
     spec: dict[str, dict]
     asr: dict | None = None  # the transcriber spec its training data recorded (meta["features"]["asr"])
     fusion: FusionRule | None = None  # a 7-way emotion model's readings and their fusion (pipeline.prediction.readings)
+    diarize: dict | None = None  # the diarizer spec its training data recorded (meta["features"]["diarize"]), None if none
 
     @property
     def name(self) -> str:
@@ -129,9 +132,10 @@ def load_models(located: ModelFiles) -> list[LoadedModel]:
     models: list[LoadedModel] = []
     for f in located.files:
         model, ckpt = load_model(f)
+        recorded = ckpt.get("feature_spec") or {}
         fusion = FusionRule.from_checkpoint(ckpt) if ckpt["task"] == "emotion-class" else None
-        models.append(LoadedModel(Path(f), ckpt["task"], ckpt.get("emotion"), model, check_spec(ckpt),
-                                  (ckpt.get("feature_spec") or {}).get("asr"), fusion))
+        models.append(LoadedModel(Path(f), ckpt["task"], ckpt.get("emotion"), model, check_spec(ckpt), recorded.get("asr"),
+                                  fusion, recorded.get("diarize")))
     seen: dict[str, Path] = {}
     for m in models:
         if m.name in seen:
@@ -208,6 +212,31 @@ def choose_asr(models: list[LoadedModel], name: str | None = None) -> dict:
     return spec_of(build_transcriber(name))
 
 
+def choose_diarize(models: list[LoadedModel], mode: str = "auto", speakers: int | None = None) -> dict:
+    """The diarizer spec for clips whose transcript names no speaker.
+
+    mode "auto": as the checkpoints' training data was diarized (its recorded mode and settings; auto with the default
+    settings for checkpoints that recorded none, which predate diarization). "on" / "off" force it, with a warning when
+    the training data was diarized otherwise. speakers: a fixed count per clip. UserError for a bad mode or count.
+    """
+    from pipeline.extraction.settings import diarizer_spec
+
+    recorded = [m for m in models if isinstance(m.diarize, dict) and m.diarize.get("mode")]
+    trained = recorded[0].diarize if recorded else None
+    if any(_spec_key(m.diarize) != _spec_key(trained) for m in recorded):
+        log.warning("the checkpoints' training data were diarized differently; clips use %s's (--diarize %s)",
+                    recorded[0].path, trained.get("mode"))
+    if trained is None:
+        return diarizer_spec(mode, speakers)
+    was_on = trained.get("mode") in ("auto", "on")
+    if mode != "auto" and (mode != "off") != was_on:
+        log.warning("--diarize %s: the checkpoint's training data was %s; speakers of clips without named ones will differ from "
+                    "training", mode, "diarized" if was_on else "not diarized (--diarize off)")
+    if mode == "auto" or (mode == "on" and was_on):
+        return diarizer_spec({**trained, "mode": "on" if mode == "on" else trained.get("mode")}, speakers)
+    return diarizer_spec(mode, speakers)
+
+
 # ------------------------------------------------------------------ the predictor
 class Predictor:
     """Checkpoints + the extractors their feature specs need; `predict(clip)` gives per-utterance outputs.
@@ -217,11 +246,12 @@ class Predictor:
     """
 
     def __init__(self, checkpoint: str | Path | ModelFiles | None = None, *, runtime: dict[str, dict] | None = None,
-                 modalities: list[str] | None = None, asr: str | None = None):
+                 modalities: list[str] | None = None, asr: str | None = None, diarize: str = "auto", speakers: int | None = None):
         """checkpoint: a file, a run folder, a folder of runs, or models already located (None: the shipped model,
         else runs/demo). modalities: use only these (e.g. ["text", "audio"]; None: all three); the others are
         absent. asr: the transcriber for clips without a transcript (None: the one the checkpoints' training data
-        recorded)."""
+        recorded). diarize: auto | on | off for clips whose transcript names no speaker (auto: as the training data
+        recorded, see choose_diarize); speakers: a fixed speaker count per clip."""
         if modalities is not None:
             unknown = [m for m in modalities if m not in MODALITIES]
             if unknown or not modalities:
@@ -247,7 +277,8 @@ class Predictor:
         # what this prediction uses: the modalities asked for that some model (or face expert) takes
         self.used = [k for k in self.modalities if any(m.needs[k]["name"] != NONE for m in self.models)]
         self.asr = choose_asr(self.models, asr)
-        self.groups = [_Group(spec, models, runtime, self.modalities, self.asr) for spec, models in by_spec]
+        self.diarize = choose_diarize(self.models, diarize, speakers)
+        self.groups = [_Group(spec, models, runtime, self.modalities, self.asr, self.diarize) for spec, models in by_spec]
         self.timings["extractor build"] = time.perf_counter() - t
         if len(self.groups) > 1:
             log.info("%d different feature specs among the checkpoints: each clip is extracted %d times", len(self.groups), len(self.groups))
@@ -264,7 +295,10 @@ class Predictor:
         self.timings[stage] = self.timings.get(stage, 0.0) + seconds
 
     def predict(self, clip: str | Path, transcript: str | Path | None = None) -> dict:
-        """One clip -> {"clip", "duration", "transcript", "models", "utterances": [...], ["note"]}.
+        """One clip -> {"clip", "duration", "transcript", "speakers", "models", "utterances": [...], ["note"]}.
+
+        "speakers" says where the utterances' speakers come from: "2 found by the diarizer (GE2E)", "named by the
+        transcript", "not diarized (--diarize off)" or "none (no speech)".
 
         Each utterance: {"start", "end", "speaker", "text", "sentiment" (float in [-3, 3] or None),
         "label" ("positive"/"neutral"/"negative" or None), ["positive_prob"], "emotions" {emotion: probability}}.
@@ -274,7 +308,7 @@ class Predictor:
         from pipeline.extraction.step import extract_clip
 
         clip = Path(clip)
-        result: dict[str, Any] = {"clip": str(clip), "duration": None, "transcript": None,
+        result: dict[str, Any] = {"clip": str(clip), "duration": None, "transcript": None, "speakers": None,
                                   "models": {m.name: str(m.path) for m in self.models}, "modalities": list(self.used), "utterances": []}
         outputs: dict[str, np.ndarray] = {}
         present: np.ndarray | None = None
@@ -294,6 +328,7 @@ class Predictor:
                 info = feats["info"]
                 result["duration"] = round(float(feats["duration"]), 3)
                 result["transcript"] = info.get("transcript") or (f"{info.get('asr')} (automatic)" if info.get("automatic_text") else None)
+                result["speakers"] = _speakers_note(info, segments)
                 if info.get("automatic_text") and not any(s.text.strip() for s in segments):
                     result["note"] = f"no speech detected ({info.get('asr')} found none); give a transcript to predict anyway"
                     return result
@@ -382,11 +417,12 @@ class _Group:
     """Models whose feature specs agree, with the extractors and ExtractSettings of their one extraction per clip."""
 
     def __init__(self, spec: dict[str, dict], models: list[LoadedModel], runtime: dict[str, dict] | None, modalities: list[str],
-                 asr: dict) -> None:
+                 asr: dict, diarize: dict) -> None:
         self.models = models
         self.extractors = build_spec_extractors(spec, models[0].path, runtime, modalities)
         choices = {m: (s["name"], {**s["params"], **((runtime or {}).get(m, {}) if s["name"] != NONE else {})}) for m, s in spec.items()}
-        self.settings = ExtractSettings(choices=choices, specs=spec, asr=asr, fps=float(spec["visual"]["params"].get("fps", 5.0)))
+        self.settings = ExtractSettings(choices=choices, specs=spec, asr=asr, fps=float(spec["visual"]["params"].get("fps", 5.0)),
+                                        diarize=diarize)
 
 
 @contextlib.contextmanager
@@ -405,6 +441,18 @@ def one_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def _speakers_note(info: dict, segments: list) -> str:
+    """Where the result's speakers come from, e.g. "2 found by the diarizer (GE2E)" or "named by the transcript"."""
+    if info.get("diarized"):
+        n = int(info.get("speakers") or 0)
+        return f"{n} found by the diarizer (GE2E)" + ("; a single voice" if n == 1 else "")
+    if info.get("named_speakers"):
+        return "named by the transcript"
+    if not any(s.text.strip() for s in segments):
+        return "none (no speech)"
+    return "not diarized (--diarize off)"
 
 
 def _compatible(a: dict[str, dict], b: dict[str, dict]) -> bool:
@@ -444,13 +492,14 @@ def run_model(model: "MultilogueNet", feats: dict[str, np.ndarray], speakers: li
 
 def predict_clips(clips: list[str | Path], checkpoint: str | Path | ModelFiles | None = None, *, transcript: str | Path | None = None,
                   runtime: dict[str, dict] | None = None, asr: str | None = None, progress: Progress | None = None,
-                  predictor: Predictor | None = None, modalities: list[str] | None = None) -> list[dict]:
+                  predictor: Predictor | None = None, modalities: list[str] | None = None, diarize: str = "auto",
+                  speakers: int | None = None) -> list[dict]:
     """Predict every clip; a clip that fails is logged ("Skipping ...") and returned with an "error" entry.
 
-    asr: the transcriber for clips without a transcript (default: the one the checkpoint's data used).
-    Raises CheckpointError (before any clip runs) when the checkpoint is missing or cannot be reproduced.
+    asr: the transcriber for clips without a transcript (default: the one the checkpoint's data used); diarize,
+    speakers: see Predictor. Raises CheckpointError (before any clip runs) when the checkpoint is missing or cannot be reproduced.
     """
-    predictor = predictor or Predictor(checkpoint, runtime=runtime, modalities=modalities, asr=asr)
+    predictor = predictor or Predictor(checkpoint, runtime=runtime, modalities=modalities, asr=asr, diarize=diarize, speakers=speakers)
     results = []
     for i, clip in enumerate(clips):
         try:
@@ -468,6 +517,6 @@ def predict_clips(clips: list[str | Path], checkpoint: str | Path | ModelFiles |
     return results
 
 
-__all__ = ["LoadedModel", "Predictor", "build_spec_extractors", "check_spec", "choose_asr", "load_models",
+__all__ = ["LoadedModel", "Predictor", "build_spec_extractors", "check_spec", "choose_asr", "choose_diarize", "load_models",
            "one_torch_thread", "predict_clips", "run_model"]
 

@@ -81,7 +81,8 @@ def describe_workers(worker: Any) -> dict[str, Any]:
     if getattr(worker, "located", None) is not None:
         from pipeline.prediction.describe import describe_models
 
-        return {**describe_models(worker.located), "outputs": worker.columns, "modalities": worker.modalities, "transcriber": worker.asr}
+        return {**describe_models(worker.located), "outputs": worker.columns, "modalities": worker.modalities, "transcriber": worker.asr,
+                "diarizer": getattr(worker, "diarize", None)}
     return {"checkpoint": None, "models": [], "report": None, "model_card": None, "model_card_file": None, "licence": None,
             "outputs": list(getattr(worker, "columns", [])), "modalities": list(getattr(worker, "modalities", [])),
             "transcriber": getattr(worker, "asr", None)}

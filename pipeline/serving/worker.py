@@ -67,9 +67,11 @@ class PredictionWorker:
     """One child process holding a Predictor; one job at a time (callers serialise through PredictionQueue)."""
 
     def __init__(self, checkpoint: str | Path | ModelFiles | None = None, *, asr: str | None = None,
-                 runtime: dict[str, dict] | None = None, time_limit: float | None = 300):
+                 runtime: dict[str, dict] | None = None, time_limit: float | None = 300, diarize: str = "auto",
+                 speakers: int | None = None):
         self.located = locate_models(checkpoint)
         self.asr, self.runtime = asr, runtime
+        self.diarize, self.speakers = diarize, speakers
         self.time_limit = time_limit
         self.description: dict[str, Any] | None = None
         self.restarts = 0
@@ -110,7 +112,8 @@ class PredictionWorker:
             theirs.close()  # the child has its own copy: when it dies, our end sees the end of the stream
         self._conn = Connection(ours.detach())
         self._conn.send({"root": str(Path(self.located.root).resolve()), "files": [str(Path(f).resolve()) for f in self.located.files],
-                         "asr": self.asr, "runtime": self.runtime, "parent": os.getpid()})
+                         "asr": self.asr, "runtime": self.runtime, "diarize": self.diarize, "speakers": self.speakers,
+                         "parent": os.getpid()})
         answer = self._receive(START_TIMEOUT_S, "loading the models")
         if "failed" in answer:
             self._kill()
@@ -224,11 +227,14 @@ class PredictionWorker:
 
 
 def start_workers(checkpoint: str | Path | ModelFiles | None, workers: int = 1, *, asr: str | None = None,
-                  runtime: dict[str, dict] | None = None, time_limit: float | None = 300) -> list[PredictionWorker]:
-    """`workers` started workers (1 or 2) on the models located once; their children load in parallel.
+                  runtime: dict[str, dict] | None = None, time_limit: float | None = 300, diarize: str = "auto",
+                  speakers: int | None = None) -> list[PredictionWorker]:
+    """`workers` started workers (1 or 2) on the models located once (diarize, speakers: as predict's); their
+    children load in parallel.
     CheckpointError / UserError in one line when the models cannot be loaded (every child is then closed)."""
     located = locate_models(checkpoint)
-    pool = [PredictionWorker(located, asr=asr, runtime=runtime, time_limit=time_limit) for _ in range(workers)]
+    pool = [PredictionWorker(located, asr=asr, runtime=runtime, time_limit=time_limit, diarize=diarize, speakers=speakers)
+            for _ in range(workers)]
     errors: list[BaseException] = []
 
     def start(worker: PredictionWorker) -> None:
@@ -275,9 +281,11 @@ def _child(fd: int) -> int:
         from pipeline.prediction.predict import Predictor
 
         located = ModelFiles(Path(settings["root"]), tuple(Path(f) for f in settings["files"]))
-        predictor = Predictor(located, runtime=settings["runtime"], asr=settings["asr"])
+        predictor = Predictor(located, runtime=settings["runtime"], asr=settings["asr"], diarize=settings["diarize"],
+                              speakers=settings["speakers"])
         description = describe_models(located)
-        description.update(outputs=predictor.columns, modalities=predictor.modalities, transcriber=predictor.asr)
+        description.update(outputs=predictor.columns, modalities=predictor.modalities, transcriber=predictor.asr,
+                           diarizer=predictor.diarize)
     except UserError as e:
         conn.send({"failed": " ".join(str(e).split()), "kind": "checkpoint" if isinstance(e, CheckpointError) else "user"})
         return 2

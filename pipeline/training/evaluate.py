@@ -49,10 +49,12 @@ def data_kind(data: str | Path) -> str:
 
 def evaluate_runs(checkpoint: str | Path, data: str | Path, *, split: str = "auto", device: str = "auto",
                   modalities: list[str] | None = None, runtime: dict[str, dict] | None = None, workers: int | None = None,
-                  cache_dir: str | Path | None = None, progress: Progress | None = None) -> list[RunMetrics]:
+                  cache_dir: str | Path | None = None, progress: Progress | None = None, diarize: str = "auto",
+                  speakers: int | None = None) -> list[RunMetrics]:
     """Metrics of every checkpoint under `checkpoint` (a file, a run folder or a folder of runs) on `data`.
 
     cache_dir: where features computed from a CSV or clips are cached (default ~/.cache/multilogue/...).
+    diarize, speakers: for a clip folder, as predict's (auto: as each checkpoint's training data was diarized).
 
     Raises UserError subclasses (one line) for a missing checkpoint or data, features that do not match a
     checkpoint, or a split without labelled utterances for a run's task.
@@ -82,6 +84,12 @@ def evaluate_runs(checkpoint: str | Path, data: str | Path, *, split: str = "aut
             recorded_asr = (ckpt.get("feature_spec") or {}).get("asr")
             if isinstance(recorded_asr, dict):
                 spec["asr"] = recorded_asr
+            if kind == "clips":
+                from pipeline.prediction.predict import LoadedModel, choose_diarize
+
+                recorded = (ckpt.get("feature_spec") or {}).get("diarize")
+                stand_in = LoadedModel(Path(f), ckpt["task"], ckpt.get("emotion"), model, spec, diarize=recorded if isinstance(recorded, dict) else None)
+                spec["diarize"] = choose_diarize([stand_in], diarize, speakers)
             key = json.dumps(spec, sort_keys=True, default=str)
             if key not in built:
                 built[key] = _featurise(kind, data, spec, f, runtime, workers, cache_dir, progress)
@@ -125,6 +133,7 @@ def _featurise(kind: str, data: Path, spec: dict[str, dict], source: Path, runti
     choices = {m: (s["name"], {**s["params"], **(runtime or {}).get(m, {})}) for m, s in spec.items() if m in MODALITIES}
     settings = ExtractSettings.create(choices=choices, fps=float(spec["visual"]["params"].get("fps", 5.0)),
                                       asr=spec["asr"] if isinstance(spec.get("asr"), dict) else DEFAULT_ASR,  # as the training data was
+                                      diarize=spec.get("diarize", "auto"),
                                       cache_dir=EXTRACT_CACHE if cache_dir is None else Path(cache_dir) / "extract")
     with tempfile.TemporaryDirectory(prefix="multilogue-evaluate-") as tmp:
         report = extract_folder(data, Path(tmp) / "data.pkl", settings, all_test=True, workers=workers, progress=progress)

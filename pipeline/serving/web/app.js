@@ -184,7 +184,7 @@ function show(entry) {
   $("result").hidden = false;
   $("title").textContent = r.clip;
   $("meta").textContent = `${fmt(r.duration, 1)} s · ${r.utterances.length} utterance${r.utterances.length === 1 ? "" : "s"} · text from ` +
-    `${r.transcript || "the whole clip"}`;
+    `${r.transcript || "the whole clip"}` + (r.speakers ? ` · speakers: ${r.speakers}` : "");
   loadMedia(entry);
   drawTimeline(r);
   drawBands(r);
@@ -243,7 +243,39 @@ function drawTimeline(r) {
     rect.addEventListener("click", () => seek(i));
     svg.append(rect);
   });
+  drawSpeakers(svg, r, x, H, W);
   svg.append(svgEl("line", { class: "cursor", id: "cursor", x1: 0, x2: 0, y1: 0, y2: H }));
+}
+
+// One colour per speaker, in order of first appearance (green and red stay for sentiment): as predict's plot.
+const SPEAKER_COLOURS = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
+
+function speakerColours(r) {
+  const out = new Map();
+  for (const u of r.utterances) if (!out.has(u.speaker)) out.set(u.speaker, SPEAKER_COLOURS[out.size % SPEAKER_COLOURS.length]);
+  return out;
+}
+
+// Who speaks when: with several speakers, a lane along the timeline's foot and a legend in its top right corner.
+function drawSpeakers(svg, r, x, H, W) {
+  const colours = speakerColours(r);
+  if (colours.size < 2) return;
+  r.utterances.forEach((u, i) => {
+    const rect = svgEl("rect", { x: x(u.start), y: H - 5, width: Math.max(2, x(u.end) - x(u.start)), height: 5, fill: colours.get(u.speaker),
+      class: "speaker-lane", "data-speaker": u.speaker, "data-index": i });
+    const title = svgEl("title");
+    title.textContent = `${u.speaker}: ${fmt(u.start)}–${fmt(u.end)} s`;
+    rect.append(title);
+    svg.append(rect);
+  });
+  let right = W - 4;
+  for (const [name, colour] of [...colours.entries()].reverse()) {
+    const label = svgEl("text", { x: right, y: 11, "text-anchor": "end", class: "tick speaker-legend" });
+    label.textContent = name;
+    right -= 7 * name.length + 4;
+    svg.append(label, svgEl("rect", { x: right - 9, y: 3, width: 9, height: 9, fill: colour, class: "speaker-key" }));
+    right -= 16;
+  }
 }
 
 function drawBands(r) {
