@@ -35,7 +35,7 @@ from typing import Any, Callable
 from data.dataset import EMOTIONS, load_dataset
 from core.errors import CheckpointError, UserError
 from core.fileio import atomic_write_bytes, atomic_write_json, check_writable_folder, refuse_overwrite
-from core.options import COUNT, NON_NEGATIVE, POSITIVE, RATIO, WIDTH, Number
+from core.options import COUNT, NON_NEGATIVE, POSITIVE, RATIO, TUNED_LAYERS, WIDTH, Number
 from core.progress import Progress
 from model.config import TrainConfig
 
@@ -78,7 +78,10 @@ GRID_KEYS: dict[str, tuple[str, Number | tuple[str, ...]]] = {
     "dropout": ("model:dropout", RATIO),
     "rec-dropout": ("model:recurrent_dropout", RATIO),
     "hidden-size": ("model:hidden_size", WIDTH),
+    "finetune-text": ("finetune_text", TUNED_LAYERS),
+    "text-lr": ("text_lr", POSITIVE),
 }
+ENCODER_RUN = "encoder"  # with --finetune-text and --seeds: the run that fine-tunes the text encoder the members share
 RUN_FILES = ("checkpoint.pt", "last.pt", "config.json", "metrics.json")  # a folder holding any of them holds a run
 WRITTEN = (*RUN_FILES, "curves.png", "summary.json", "summary.md", "selection.json")  # what a command writes in a run folder
 
@@ -163,9 +166,14 @@ def plan_runs(task: str, out: Path, *, emotion: str | None = None, seeds: list[i
                 runs.append(RunSpec(key, where, TrainConfig.for_task(task, emotion=e, **settings), model, group, label))
                 continue
             split_seed = train.get("seed", 0)
+            frozen: dict[str, Any] = {}
+            if settings.get("finetune_text"):  # the encoder is fine-tuned once (with the split seed); the members train on its features
+                encoder = TrainConfig.for_task(task, emotion=e, **{**settings, "seed": split_seed, "split_seed": split_seed})
+                runs.append(RunSpec(f"{key}/encoder", where / ENCODER_RUN, encoder, dict(model)))
+                frozen = {"finetune_text": 0, "text_from": str(where / ENCODER_RUN / "checkpoint.pt")}
             members = []
             for s in seeds:
-                tcfg = TrainConfig.for_task(task, emotion=e, **{**settings, "seed": s, "split_seed": split_seed})
+                tcfg = TrainConfig.for_task(task, emotion=e, **{**settings, **frozen, "seed": s, "split_seed": split_seed})
                 runs.append(RunSpec(f"{key}/seed-{s}", where / f"seed-{s}", tcfg, dict(model)))
                 members.append(runs[-1].name)
             ensembles.append(EnsembleSpec(key, where, members, list(seeds), group, label))
@@ -209,10 +217,12 @@ def run_plan(data: str | Path | dict, runs: list[RunSpec], ensembles: list[Ensem
     check_plan(ds, runs, ensembles, resume=resume, overwrite=overwrite, inputs=inputs, source=source)
     results: dict[str, dict] = {}
     jobs = [(spec, resume and (len(runs) == 1 or (spec.out / "last.pt").exists())) for spec in runs]
-    if hasattr(runner, "run_all"):
-        results.update(runner.run_all(ds, jobs, progress, on_done))
-    else:
-        for spec, again in jobs:
+    # runs that read a fine-tuned encoder's features (text_from) start once the runs that train encoders are done
+    for stage in ([j for j in jobs if not j[0].tcfg.text_from], [j for j in jobs if j[0].tcfg.text_from]):
+        if hasattr(runner, "run_all") and stage:
+            results.update(runner.run_all(ds, stage, progress, on_done))
+            continue
+        for spec, again in stage:
             results[spec.name] = runner(ds, spec, progress, again)
             if on_done is not None:
                 on_done(spec.name, results[spec.name])
@@ -337,6 +347,10 @@ def build_ensemble(ds: dict, ens: EnsembleSpec, runs: dict[str, RunSpec]) -> dic
     members = [runs[name] for name in ens.members]
     ckpts = [read_checkpoint(m.out / "checkpoint.pt") for m in members]
     tcfg = members[0].tcfg
+    if tcfg.text_from:  # scored on the features its members were trained on
+        from pipeline.training.finetune import text_from_checkpoint
+
+        ds = text_from_checkpoint(ds, tcfg)
     path = ens.out / "checkpoint.pt"
     save_checkpoint(make_ensemble_checkpoint(ckpts, {"seeds": ens.seeds}), path)
     try:
