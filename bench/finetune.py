@@ -36,13 +36,29 @@ FLAGS = {"batch_size": "--batch-size", "lr": "--lr", "epochs": "--epochs", "pati
          "select": "--select", "class_weights": "--class-weights", "modality_dropout": "--modality-dropout"}
 
 
-def command(corpus: str, data: Path, out: Path, seeds: str, layers: int, text_lr: float, cache: Path) -> list[str]:
+def inputs(corpus: str, data: Path, work: Path) -> list[Path]:
+    """The dataset files of a setting. Several are merged by `train` with their names as video-id prefixes, as `make
+    pretrained` merges them; a single corpus is written once already merged (ids "mosi/..."), so that its validation
+    split is the one the recipe trains with (the split hashes the video ids)."""
+    names = CORPORA[corpus][1]
+    if len(names) > 1:
+        return [data / f"{n}.pkl" for n in names]
+    from data.dataset import load_dataset, save_dataset
+    from data.merge import merge_datasets
+
+    path = work / "data" / f"{names[0]}.pkl"
+    if not path.is_file():
+        save_dataset(merge_datasets({names[0]: load_dataset(data / f"{names[0]}.pkl")}), path)
+    return [path]
+
+
+def command(corpus: str, files: list[Path], out: Path, seeds: str, layers: int, text_lr: float, cache: Path) -> list[str]:
     """The `cli.py train` command of one setting, with the recipe's options."""
     from pipeline.release.pretrained import RECIPE
 
     kind, names = CORPORA[corpus]
     spec = RECIPE[kind]
-    cmd = [sys.executable, str(ROOT / "cli.py"), "train", "--task", spec["task"], "--data", *[str(data / f"{n}.pkl") for n in names],
+    cmd = [sys.executable, str(ROOT / "cli.py"), "train", "--task", spec["task"], "--data", *map(str, files),
            "--out", str(out), "--seeds", seeds, "--hidden-size", str(RECIPE["hidden"]), "--device", "cpu"]
     for key, value in spec["train"].items():
         if key == "balance_corpora":
@@ -152,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     ds = merge_datasets({n: load_dataset(args.data / f"{n}.pkl") for n in names})
     split = split_validation(ds["train"], cfg["valid_ratio"], 0, ds["meta"].get("groups"))
     seeds = [int(s) for s in args.seeds.split(",")]
+    files = inputs(args.corpus, args.data, args.work)
     path = args.work / args.corpus / "results.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
     for layers in args.layers:
@@ -159,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             name = "frozen" if layers == 0 else f"top {layers} lr {lr:g}"
             out = args.work / args.corpus / ("frozen" if layers == 0 else f"k{layers}-lr{lr:g}")
             if name not in results or not (out / "checkpoint.pt").is_file():
-                cmd = command(args.corpus, args.data, out, args.seeds, layers, lr or 0, args.text_cache)
+                cmd = command(args.corpus, files, out, args.seeds, layers, lr or 0, args.text_cache)
                 print(" ".join(cmd[1:]), flush=True)
                 results[name] = {"command": " ".join(["python"] + [str(Path(c).relative_to(ROOT)) if c.startswith(str(ROOT)) else c for c in cmd[1:]]),
                                  "run": run(cmd, args.threads)}
