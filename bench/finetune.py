@@ -7,10 +7,9 @@
 Each setting is one `cli.py train ... --seeds S` command with pipeline/release/pretrained.py's RECIPE for that
 model (the sentiment settings for mosi, the emotion settings for the others), run as a child process so its
 wall time and peak memory (max RSS) are its own; `--layers 0` is the frozen encoder, K > 0 adds `--finetune-text
-K --text-lr LR` (the encoder fine-tuned once with the split seed in OUT/encoder, the seed members trained on its
-features). Then every model is scored per corpus on the validation conversations the members were selected on
-and on the test split: the seed ensemble, the members' mean ± std and, fine-tuned, the encoder run itself (the
-network trained jointly with the encoder). Choose on the validation columns only; the test columns are
+K --text-lr LR` (one run: the seeds' networks trained together with one fine-tuned encoder). Then every model is
+scored per corpus on the validation conversations it was selected on and on the test split: the seed ensemble
+and its members' mean ± std. Choose on the validation columns only; the test columns are
 reported, never used for a choice. A finished setting is read again, not retrained (delete its folder to rerun).
 Results go to WORK/<corpus>/results.json and a markdown table is printed.
 """
@@ -85,18 +84,13 @@ def run(cmd: list[str], threads: int) -> dict:
     return {"seconds": time.time() - t, "max_rss_gib": usage.ru_maxrss / 2**20, "load": [round(load, 1), round(os.getloadavg()[0], 1)]}
 
 
-def scores(folder: Path, ds: dict, task: str, groups: dict[str, dict[str, list[str]]], cache: Path) -> dict:
-    """Per corpus and split, the metrics of the model in `folder` (its features adapted when it was fine-tuned)."""
+def scores(model, ds: dict, task: str, groups: dict[str, dict[str, list[str]]]) -> dict:
+    """Per corpus and split, the metrics of a model on `ds`."""
     import torch
 
-    from model.checkpoint import load_model
     from model.dialogues import DialogueDataset
-    from pipeline.training.finetune import adapted_dataset
     from pipeline.training.train import evaluate
 
-    model, ckpt = load_model(folder / "checkpoint.pt")
-    if "text_delta" in ckpt:
-        ds = adapted_dataset(ds, ckpt["text_delta"], cache)
     out: dict[str, dict] = {}
     for split, by_corpus in groups.items():
         for corpus, vids in by_corpus.items():
@@ -105,8 +99,11 @@ def scores(folder: Path, ds: dict, task: str, groups: dict[str, dict[str, list[s
     return out
 
 
-def figures(out: Path, ds: dict, task: str, seeds: list[int], split: tuple[list[str], list[str]], cache: Path) -> dict:
-    """The ensemble's, each member's and (fine-tuned) the encoder run's scores per corpus and split."""
+def figures(out: Path, ds: dict, task: str, split: tuple[list[str], list[str]], cache: Path) -> dict:
+    """The ensemble's and each member's scores per corpus and split, on the features the ensemble reads."""
+    from model.checkpoint import load_model
+    from pipeline.training.finetune import adapted_dataset
+
     def by_corpus(vids: list[str]) -> dict[str, list[str]]:
         groups: dict[str, list[str]] = {}
         for v in vids:
@@ -114,10 +111,10 @@ def figures(out: Path, ds: dict, task: str, seeds: list[int], split: tuple[list[
         return groups
 
     groups = {"valid": by_corpus(split[1]), "test": by_corpus(ds["test"])}
-    result = {"ensemble": scores(out, ds, task, groups, cache), "members": [scores(out / f"seed-{s}", ds, task, groups, cache) for s in seeds]}
-    if (out / "encoder" / "checkpoint.pt").is_file():
-        result["encoder"] = scores(out / "encoder", ds, task, groups, cache)
-    return result
+    model, ckpt = load_model(out / "checkpoint.pt")
+    if "text_delta" in ckpt:
+        ds = adapted_dataset(ds, ckpt["text_delta"], cache)
+    return {"ensemble": scores(model, ds, task, groups), "members": [scores(m, ds, task, groups) for m in model.members]}
 
 
 def headline(task: str) -> list[str]:
@@ -126,8 +123,8 @@ def headline(task: str) -> list[str]:
 
 def table(results: dict, task: str) -> str:
     keys = headline(task)
-    rows = [f"| setting | corpus | split | ensemble {' / '.join(keys)} | members mean ± std | encoder run | train time | peak RSS |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = [f"| setting | corpus | split | ensemble {' / '.join(keys)} | members mean ± std | train time | peak RSS |",
+            "|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         for corpus, splits in r["figures"]["ensemble"].items():
             for split in ("valid", "test"):
@@ -135,9 +132,7 @@ def table(results: dict, task: str) -> str:
                 members = [m[corpus][split] for m in r["figures"]["members"]]
                 spread = " / ".join(f"{np.mean([m[k] for m in members]):.{3 if k == 'mae' else 1}f} ± {np.std([m[k] for m in members]):.{3 if k == 'mae' else 1}f}"
                                     for k in keys)
-                enc = r["figures"].get("encoder", {}).get(corpus, {}).get(split)
-                enc_s = " / ".join(f"{enc[k]:.3f}" if k == "mae" else f"{enc[k]:.1f}" for k in keys) if enc else "-"
-                rows.append(f"| {name} | {corpus} | {split} ({splits[split]['n']}) | {ens} | {spread} | {enc_s} | "
+                rows.append(f"| {name} | {corpus} | {split} ({splits[split]['n']}) | {ens} | {spread} | "
                             f"{r['run']['seconds'] / 60:.1f} min (load {r['run']['load'][0]}-{r['run']['load'][1]}) | {r['run']['max_rss_gib']:.2f} GiB |")
     return "\n".join(rows)
 
@@ -167,7 +162,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ds = merge_datasets({n: load_dataset(args.data / f"{n}.pkl") for n in names})
     split = split_validation(ds["train"], cfg["valid_ratio"], 0, ds["meta"].get("groups"))
-    seeds = [int(s) for s in args.seeds.split(",")]
     files = inputs(args.corpus, args.data, args.work)
     path = args.work / args.corpus / "results.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
@@ -180,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(" ".join(cmd[1:]), flush=True)
                 results[name] = {"command": " ".join(["python"] + [str(Path(c).relative_to(ROOT)) if c.startswith(str(ROOT)) else c for c in cmd[1:]]),
                                  "run": run(cmd, args.threads)}
-            results[name]["figures"] = figures(out, ds, task, seeds, split, args.text_cache)
+            results[name]["figures"] = figures(out, ds, task, split, args.text_cache)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(results, indent=1, default=float))
             print(table({name: results[name]}, task), flush=True)

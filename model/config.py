@@ -84,7 +84,7 @@ class TrainConfig:
     text_lr: float = 1e-4  # their learning rate (no weight decay)
     token_budget: int = 16384  # word pieces the fine-tuned layers run on at once; bigger batches use gradient checkpointing
     text_cache: str | None = None  # the lower layers' token states (None: ~/.cache/multilogue/token-states)
-    text_from: str | None = None  # a checkpoint whose fine-tuned encoder makes the text features (the members of a fine-tuned ensemble)
+    joint_seeds: list[int] | None = None  # with finetune_text: these seeds' networks train together on one fine-tuned encoder (an ensemble)
 
     @classmethod
     def for_task(cls, task: str, **overrides: Any) -> "TrainConfig":

@@ -182,19 +182,26 @@ def test_a_delta_of_other_base_weights_is_refused_in_one_line(tuned, tmp_path) -
     assert "\n" not in str(e.value)
 
 
-def test_seeds_share_one_fine_tuned_encoder(corpus, tmp_path, capsys) -> None:
-    """--finetune-text with --seeds: the encoder is fine-tuned once (OUT/encoder), the members train on its features,
-    and the ensemble checkpoint carries that one delta."""
+def test_seeds_train_together_on_one_fine_tuned_encoder(corpus, tmp_path, capsys) -> None:
+    """--finetune-text with --seeds: one run in which each seed's network (its own initial weights) trains with the one
+    fine-tuned encoder; the checkpoint is the ensemble, with that one delta, and metrics.json lists the members."""
+    from model.checkpoint import load_model
+
     out = tmp_path / "ens"
     assert cli("train", "--task", "regression", "--data", corpus["file"], "--out", out, "--seeds", "1,2", "--epochs", "1",
                "--batch-size", "4", "--hidden-size", "8", "--finetune-text", "1", "--text-cache", corpus["root"] / "token-states") == 0
-    enc = torch.load(out / "encoder" / "checkpoint.pt", weights_only=True)
+    assert "ensemble of 2 seeds" in capsys.readouterr().out
     ens = torch.load(out / "checkpoint.pt", weights_only=True)
-    member = torch.load(out / "seed-1" / "checkpoint.pt", weights_only=True)
-    assert ens["text_delta"]["sha256"] == enc["text_delta"]["sha256"] == member["text_delta"]["sha256"]
-    assert len(ens["members"]) == 2 and ens["feature_spec"]["text"]["params"]["delta"]["sha256"] == enc["text_delta"]["sha256"]
-    config = json.loads((out / "seed-2" / "config.json").read_text())["train"]
-    assert config["finetune_text"] == 0 and config["text_from"] == str(out / "encoder" / "checkpoint.pt")
+    assert ens["seeds"] == [1, 2] and len(ens["members"]) == 2 and "state_dict" not in ens
+    assert ens["feature_spec"]["text"]["params"]["delta"]["sha256"] == ens["text_delta"]["sha256"]
+    first, second = ens["members"]
+    assert any(not torch.equal(first[k], second[k]) for k in first)  # two networks, not one copied
+    model, _ = load_model(out / "checkpoint.pt")
+    assert len(model.members) == 2
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["ensemble"] == [1, 2] and set(metrics["members"]) == {"1", "2"}
+    config = json.loads((out / "config.json").read_text())["train"]
+    assert config["joint_seeds"] == [1, 2] and config["finetune_text"] == 1 and not list(out.glob("seed-*"))
 
 
 def test_settings_and_data_it_cannot_fine_tune_are_refused(corpus, tmp_path, capsys) -> None:

@@ -169,7 +169,8 @@ def validation_ids(run: Path, ds: dict) -> tuple[list[str], list[str]]:
     from pipeline.training.train import split_validation
 
     ckpt = read_checkpoint(run / "checkpoint.pt")
-    cfg = json.loads((run / f"seed-{ckpt['seeds'][0]}" / "config.json").read_text())["train"]
+    joint = run / "config.json"  # a fine-tuned ensemble is one run; a frozen one's members have their own folders
+    cfg = json.loads((joint if joint.is_file() else run / f"seed-{ckpt['seeds'][0]}" / "config.json").read_text())["train"]
     return split_validation(ds["train"], cfg["valid_ratio"], cfg["split_seed"], ds["meta"].get("groups"))
 
 
@@ -254,7 +255,7 @@ def evaluate_sentiment(run: Path, ds: dict, base_ds: dict | None = None) -> dict
     train_ids, valid_ids = validation_ids(run, ds)
     base_ds = ds if base_ds is None else base_ds
     base = baseline(base_ds, "regression", train_ids, valid_ids)
-    members = [load_model(run / f"seed-{s}" / "checkpoint.pt")[0] for s in ckpt["seeds"]]
+    members = list(model.members)
     data = DialogueDataset(ds, ds["test"], "regression")
     r = evaluate(model, data, "regression", torch.device("cpu"))
     single = [evaluate(m, data, "regression", torch.device("cpu"))["metrics"] for m in members]
@@ -277,7 +278,7 @@ def evaluate_emotion(run: Path, ds: dict, temperature: float, base_ds: dict | No
     train_ids, valid_ids = validation_ids(run, ds)
     base = baseline(ds if base_ds is None else base_ds, "emotion-class", train_ids, valid_ids)
     figures = split_figures(model, ds, temperature, base)
-    members = [load_model(run / f"seed-{s}" / "checkpoint.pt")[0] for s in ckpt["seeds"]]
+    members = list(model.members)
     for name, vids in test_groups(ds).items():
         if name not in figures:
             continue

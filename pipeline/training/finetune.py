@@ -11,7 +11,7 @@ budget and not by the batch.
     tuner = TextTuner(ds, layers=1, cache_dir=Path(".cache/token-states"))
     batch.text = tuner(batch)                 # (B, T, 384): each utterance's sentence vector through the current top
     ckpt["text_delta"] = tuner.delta()        # only the trained layers, float16 (extractors.minilm_delta)
-    adapted = adapted_dataset(ds, delta)      # the dataset's text features through a delta: evaluate, ensembles
+    adapted = adapted_dataset(ds, delta)      # the dataset's text features through a delta: final scores, evaluate
 
 The dataset keeps its frozen sentence vectors (its format is unchanged, so the seed's loader still reads it): the
 texts come from `sentence_in_text` of the utterances whose text is present, tokenised and truncated as the
@@ -210,8 +210,8 @@ _ADAPTED: dict[str, tuple[dict, dict]] = {}  # delta sha256 -> (the dataset it w
 
 def adapted_dataset(ds: dict, delta: dict, cache_dir: str | Path | None = None, token_budget: int = 16384, source: Any = "dataset") -> dict:
     """`ds` with its text features recomputed through a fine-tuned delta (float16, as predict uses it) and its text spec
-    naming the delta; the delta itself in meta["text_delta"] (in memory only: training stores it in the checkpoints
-    it writes). The last result is kept for the same dataset object, so the members of an ensemble share one."""
+    naming the delta: the dataset as a fine-tuned checkpoint reads it (final scores, evaluate, the release's figures).
+    The last result is kept for the same dataset object and delta, so scoring an ensemble and its members computes it once."""
     from extractors.minilm_delta import check_base, delta_problem
     from extractors.text_minilm import PACKAGE, base_sha256, load_model
 
@@ -228,15 +228,9 @@ def adapted_dataset(ds: dict, delta: dict, cache_dir: str | Path | None = None, 
         raise DatasetError(f"the fine-tuned text encoder replaces layers {delta['layers']}, not the top ones; retrain it")
     tuner = TextTuner(ds, len(delta["layers"]), cache_dir, token_budget, weights=delta["weights"], source=source)
     features = tuner.features(ds)
-    meta = {**ds["meta"], "features": {**ds["meta"]["features"], "text": tuned_spec(spec, delta)}, "text_delta": delta}
+    meta = {**ds["meta"], "features": {**ds["meta"]["features"], "text": tuned_spec(spec, delta)}}
     out = {**ds, "text_feat": features, "meta": meta}
     _ADAPTED.clear()
     _ADAPTED[delta["sha256"]] = (ds, out)
     return out
 
-
-def text_from_checkpoint(ds: dict, tcfg: Any, source: Any = "dataset") -> dict:
-    """`ds` adapted to the fine-tuned encoder held by the checkpoint tcfg.text_from (a TrainConfig's)."""
-    from extractors.minilm_delta import read_delta
-
-    return adapted_dataset(ds, read_delta(tcfg.text_from), tcfg.text_cache or DEFAULT_CACHE, tcfg.token_budget, source)

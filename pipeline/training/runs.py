@@ -81,7 +81,6 @@ GRID_KEYS: dict[str, tuple[str, Number | tuple[str, ...]]] = {
     "finetune-text": ("finetune_text", TUNED_LAYERS),
     "text-lr": ("text_lr", POSITIVE),
 }
-ENCODER_RUN = "encoder"  # with --finetune-text and --seeds: the run that fine-tunes the text encoder the members share
 RUN_FILES = ("checkpoint.pt", "last.pt", "config.json", "metrics.json")  # a folder holding any of them holds a run
 WRITTEN = (*RUN_FILES, "curves.png", "summary.json", "summary.md", "selection.json")  # what a command writes in a run folder
 
@@ -166,14 +165,13 @@ def plan_runs(task: str, out: Path, *, emotion: str | None = None, seeds: list[i
                 runs.append(RunSpec(key, where, TrainConfig.for_task(task, emotion=e, **settings), model, group, label))
                 continue
             split_seed = train.get("seed", 0)
-            frozen: dict[str, Any] = {}
-            if settings.get("finetune_text"):  # the encoder is fine-tuned once (with the split seed); the members train on its features
-                encoder = TrainConfig.for_task(task, emotion=e, **{**settings, "seed": split_seed, "split_seed": split_seed})
-                runs.append(RunSpec(f"{key}/encoder", where / ENCODER_RUN, encoder, dict(model)))
-                frozen = {"finetune_text": 0, "text_from": str(where / ENCODER_RUN / "checkpoint.pt")}
+            if settings.get("finetune_text"):  # one run: the seeds' networks train together on one fine-tuned encoder
+                tcfg = TrainConfig.for_task(task, emotion=e, **{**settings, "seed": split_seed, "split_seed": split_seed, "joint_seeds": list(seeds)})
+                runs.append(RunSpec(key, where, tcfg, dict(model), group, label))
+                continue
             members = []
             for s in seeds:
-                tcfg = TrainConfig.for_task(task, emotion=e, **{**settings, **frozen, "seed": s, "split_seed": split_seed})
+                tcfg = TrainConfig.for_task(task, emotion=e, **{**settings, "seed": s, "split_seed": split_seed})
                 runs.append(RunSpec(f"{key}/seed-{s}", where / f"seed-{s}", tcfg, dict(model)))
                 members.append(runs[-1].name)
             ensembles.append(EnsembleSpec(key, where, members, list(seeds), group, label))
@@ -182,7 +180,7 @@ def plan_runs(task: str, out: Path, *, emotion: str | None = None, seeds: list[i
 
 def top_level(runs: list[RunSpec], ensembles: list[EnsembleSpec]) -> list[tuple[str, Path]]:
     """(name, folder) of what a command reports: the grid selections, else the ensembles, else the runs."""
-    candidates = [e for e in ensembles if e.group] or [r for r in runs if r.group]
+    candidates = [c for c in [*ensembles, *runs] if c.group]  # grid points: ensembles, runs, or joint runs (--finetune-text --seeds)
     if candidates:
         groups = {c.group: c.out.parent for c in candidates}
         return list(groups.items())
@@ -217,12 +215,10 @@ def run_plan(data: str | Path | dict, runs: list[RunSpec], ensembles: list[Ensem
     check_plan(ds, runs, ensembles, resume=resume, overwrite=overwrite, inputs=inputs, source=source)
     results: dict[str, dict] = {}
     jobs = [(spec, resume and (len(runs) == 1 or (spec.out / "last.pt").exists())) for spec in runs]
-    # runs that read a fine-tuned encoder's features (text_from) start once the runs that train encoders are done
-    for stage in ([j for j in jobs if not j[0].tcfg.text_from], [j for j in jobs if j[0].tcfg.text_from]):
-        if hasattr(runner, "run_all") and stage:
-            results.update(runner.run_all(ds, stage, progress, on_done))
-            continue
-        for spec, again in stage:
+    if hasattr(runner, "run_all"):
+        results.update(runner.run_all(ds, jobs, progress, on_done))
+    else:
+        for spec, again in jobs:
             results[spec.name] = runner(ds, spec, progress, again)
             if on_done is not None:
                 on_done(spec.name, results[spec.name])
@@ -232,7 +228,7 @@ def run_plan(data: str | Path | dict, runs: list[RunSpec], ensembles: list[Ensem
             on_done(ens.name, results[ens.name])
     select = {r.name: r.tcfg.select for r in runs}
     for group, folder in top_level(runs, ensembles) if any(r.group for r in runs + ensembles) else []:
-        candidates = [c for c in (ensembles if ensembles else runs) if c.group == group]
+        candidates = [c for c in [*ensembles, *runs] if c.group == group]
         criterion = select[candidates[0].members[0] if isinstance(candidates[0], EnsembleSpec) else candidates[0].name]
         results[group] = select_best(folder, [(c.grid, c.out, results[c.name]) for c in candidates], criterion)
         if on_done is not None:
@@ -347,10 +343,6 @@ def build_ensemble(ds: dict, ens: EnsembleSpec, runs: dict[str, RunSpec]) -> dic
     members = [runs[name] for name in ens.members]
     ckpts = [read_checkpoint(m.out / "checkpoint.pt") for m in members]
     tcfg = members[0].tcfg
-    if tcfg.text_from:  # scored on the features its members were trained on
-        from pipeline.training.finetune import text_from_checkpoint
-
-        ds = text_from_checkpoint(ds, tcfg)
     path = ens.out / "checkpoint.pt"
     save_checkpoint(make_ensemble_checkpoint(ckpts, {"seeds": ens.seeds}), path)
     try:

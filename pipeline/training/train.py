@@ -23,7 +23,7 @@ from core.progress import Progress
 from model.dialogues import Batch, DialogueDataset, collate, drop_modalities
 from model.checkpoint import check_dims, load_model, load_state, make_checkpoint, save_checkpoint
 from model.config import ModelConfig, TrainConfig
-from model.network import MultilogueNet
+from model.network import Ensemble, MultilogueNet
 from model.tasks import get_task
 
 log = logging.getLogger(__name__)
@@ -211,8 +211,8 @@ def check_settings(tcfg: TrainConfig) -> None:
                                 (tcfg.modality_dropout, "--modality-dropout", RATIO), (tcfg.finetune_text, "--finetune-text", TUNED_LAYERS),
                                 (tcfg.text_lr, "--text-lr", POSITIVE), (tcfg.token_budget, "--token-budget", TOKENS)):
         kind.check(value, option)
-    if tcfg.finetune_text and tcfg.text_from:
-        raise UserError("--finetune-text trains the text encoder; text_from takes a trained one: give one of them")
+    if tcfg.joint_seeds and not tcfg.finetune_text:
+        raise UserError("joint_seeds (networks trained together) go with --finetune-text; without it, --seeds trains each run on its own")
 
 
 def check_trainable(ds: dict, tcfg: TrainConfig, source: Any) -> tuple[list[str], list[str]]:
@@ -264,10 +264,6 @@ def run_training(
     device = pick_device(tcfg.device)
     torch.manual_seed(tcfg.seed)
     np.random.seed(tcfg.seed)
-    if tcfg.text_from:  # the text features of a fine-tuned encoder (an ensemble's members): computed once, then frozen
-        from pipeline.training.finetune import text_from_checkpoint
-
-        ds = text_from_checkpoint(ds, tcfg, source)
 
     train_ids, valid_ids = split_validation(ds["train"], tcfg.valid_ratio, tcfg.seed if tcfg.split_seed is None else tcfg.split_seed, ds["meta"].get("groups"))
     train_set = DialogueDataset(ds, balanced(ds, train_ids) if tcfg.balance_corpora else train_ids, task, emotion)
@@ -279,10 +275,17 @@ def run_training(
         mcfg = ModelConfig.from_dict(state["model_config"])
     else:
         mcfg = ModelConfig.for_task(task, dims["text"], dims["audio"], dims["visual"], **(model_overrides or {}))
-    model = MultilogueNet(mcfg)
-    if tcfg.normalize:
-        model.set_normalization(feature_stats(ds, train_ids))
-    model.to(device)
+    nets = []
+    for s in tcfg.joint_seeds or [None]:  # one network, or one per seed trained together (--finetune-text --seeds)
+        if s is not None:
+            torch.manual_seed(s)  # each network's initial weights come from its own seed
+        nets.append(MultilogueNet(mcfg))
+        if tcfg.normalize:
+            nets[-1].set_normalization(feature_stats(ds, train_ids))
+        nets[-1].to(device)
+    if tcfg.joint_seeds:
+        torch.manual_seed(tcfg.seed)  # the shared stream of batches and dropout
+    model = nets[0] if len(nets) == 1 else Ensemble(nets)
     weights = class_weights(train_set, task, tcfg.class_weights)
     weights = None if weights is None else weights.to(device)
     groups: list[dict] = [{"params": list(model.parameters())}]
@@ -311,7 +314,6 @@ def run_training(
 
     out.mkdir(parents=True, exist_ok=True)
     feature_spec = ds["meta"].get("features", {})
-    text_delta = ds["meta"].get("text_delta")  # an adapted dataset's encoder: its checkpoints carry it
     _save_json(out / "config.json", {"train": tcfg.to_dict(), "model": mcfg.to_dict(), "data": str(source), "feature_spec": feature_spec,
                                      "splits": {"train": len(train_ids), "valid": len(valid_ids), "test": len(ds["test"])}})
     from torch.utils.tensorboard import SummaryWriter
@@ -333,7 +335,8 @@ def run_training(
                     batch.text = tuner(batch)
                 batch = batch.to(device)
                 optimizer.zero_grad(set_to_none=True)
-                loss, n = batch_loss(model(*batch.inputs()), batch, task, weights)
+                losses = [batch_loss(net(*batch.inputs()), batch, task, weights) for net in nets]  # each network its own loss
+                loss, n = sum(x for x, _ in losses) / len(nets), losses[0][1]
                 if n:
                     _check_finite(float(loss.detach()), "training loss", epoch, out, tcfg, state is not None or epoch > 1)
                     loss.backward()
@@ -367,15 +370,7 @@ def run_training(
                 score = val["loss"]
             if best["score"] is None or score < best["score"]:
                 best = {"score": score, "epoch": epoch, "bad": 0}
-                spec, extra = feature_spec, {"train_config": tcfg.to_dict(), "epoch": epoch}
-                if tuner is not None:  # only the trained layers, as a delta over the packaged encoder
-                    from pipeline.training.finetune import tuned_spec
-
-                    text_delta = tuner.delta()
-                    spec = {**feature_spec, "text": tuned_spec(feature_spec["text"], text_delta)}
-                if text_delta is not None:
-                    extra["text_delta"] = text_delta
-                save_checkpoint(make_checkpoint(model, task, emotion, spec, extra), out / "checkpoint.pt")
+                save_checkpoint(_checkpoint(nets, tuner, task, emotion, feature_spec, tcfg, epoch), out / "checkpoint.pt")
             else:
                 best["bad"] += 1
             if progress:
@@ -406,9 +401,28 @@ def run_training(
         "valid": {"loss": final_valid["loss"], **final_valid["metrics"]},
         "test": {"loss": final_test["loss"], **final_test["metrics"]},
     }
+    if tcfg.joint_seeds:  # as build_ensemble reports an ensemble: its seeds and each member's test figures
+        metrics["ensemble"] = list(tcfg.joint_seeds)
+        metrics["members"] = {str(s): evaluate(m, test_set, task, device, weights)["metrics"] for s, m in zip(tcfg.joint_seeds, best_model.members)}
     _save_json(out / "metrics.json", metrics)
     _plot_curves(history, task, out / "curves.png")
     return metrics
+
+
+def _checkpoint(nets: list[MultilogueNet], tuner: Any, task: str, emotion: str | None, feature_spec: dict, tcfg: TrainConfig, epoch: int) -> dict:
+    """The checkpoint of the selected epoch: one network, or the jointly trained ones as an ensemble (`members`,
+    `seeds`); when fine-tuning, the trained text layers as a delta over the packaged encoder, named in the text spec."""
+    spec, extra = feature_spec, {"train_config": tcfg.to_dict(), "epoch": epoch}
+    if tuner is not None:
+        from pipeline.training.finetune import tuned_spec
+
+        extra["text_delta"] = tuner.delta()
+        spec = {**feature_spec, "text": tuned_spec(feature_spec["text"], extra["text_delta"])}
+    ckpt = make_checkpoint(nets[0], task, emotion, spec, extra)
+    if len(nets) > 1:
+        del ckpt["state_dict"]
+        ckpt.update(members=[{k: v.detach().cpu() for k, v in n.state_dict().items()} for n in nets], seeds=list(tcfg.joint_seeds))
+    return ckpt
 
 
 def params(model: MultilogueNet, tuner: Any = None) -> list[torch.Tensor]:
