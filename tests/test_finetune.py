@@ -204,6 +204,27 @@ def test_seeds_train_together_on_one_fine_tuned_encoder(corpus, tmp_path, capsys
     assert config["joint_seeds"] == [1, 2] and config["finetune_text"] == 1 and not list(out.glob("seed-*"))
 
 
+def test_a_joint_run_resumes_and_a_grid_compares_frozen_with_fine_tuned(corpus, tmp_path, capsys) -> None:
+    """An interrupted joint run continues from last.pt (the networks, the encoder's layers, the optimiser); --grid
+    finetune-text=0,1 with --seeds puts a frozen ensemble beside a fine-tuned one and selects on validation."""
+    from pipeline.training.train import run_training
+
+    out = tmp_path / "joint"
+    first = run_training(corpus["ds"], out, tcfg(corpus, epochs=1, joint_seeds=[3, 4]), TINY)
+    again = run_training(corpus["ds"], out, tcfg(corpus, epochs=2, joint_seeds=[3, 4]), TINY, resume=True)
+    assert (first["epochs_run"], again["epochs_run"]) == (1, 2) and again["ensemble"] == [3, 4]
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert "text_top" in state and any(k.startswith("members.1.") for k in state["model"])
+
+    grid = tmp_path / "grid"
+    assert cli("train", "--task", "regression", "--data", corpus["file"], "--out", grid, "--seeds", "1,2", "--epochs", "1",
+               "--batch-size", "4", "--hidden-size", "8", "--grid", "finetune-text=0,1", "--text-cache", corpus["root"] / "token-states") == 0
+    selection = json.loads((grid / "selection.json").read_text())
+    assert set(selection["candidates"]) == {"finetune-text=0", "finetune-text=1"} and (grid / "checkpoint.pt").is_file()
+    assert (grid / "grid-finetune-text=0" / "seed-2" / "checkpoint.pt").is_file()  # frozen: a run per seed
+    assert "text_delta" in torch.load(grid / "grid-finetune-text=1" / "checkpoint.pt", weights_only=True)
+
+
 def test_settings_and_data_it_cannot_fine_tune_are_refused(corpus, tmp_path, capsys) -> None:
     from pipeline.training.train import run_training
     from tests.synthetic import synthetic_dataset

@@ -13,6 +13,10 @@ budget and not by the batch.
     ckpt["text_delta"] = tuner.delta()        # only the trained layers, float16 (extractors.minilm_delta)
     adapted = adapted_dataset(ds, delta)      # the dataset's text features through a delta: final scores, evaluate
 
+With several seeds (`train --finetune-text K --seeds 1,2,3`) the seeds' networks train together in one run on one
+encoder (model.config.TrainConfig.joint_seeds; pipeline.training.train): each network minimises its own loss, the
+encoder gets their summed gradient, and the checkpoint is the ensemble with one delta.
+
 The dataset keeps its frozen sentence vectors (its format is unchanged, so the seed's loader still reads it): the
 texts come from `sentence_in_text` of the utterances whose text is present, tokenised and truncated as the
 dataset's minilm spec says. Before any step the tuned top reproduces the frozen features (to float16 rounding of

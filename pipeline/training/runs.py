@@ -13,6 +13,9 @@ members' probabilities or scores) on the validation split the members share and 
 for a grid, selects in each group the candidate with the best validation loss (or headline metric, with
 --select metric), never looking at the test split.
 
+With --finetune-text, --seeds is one run instead (the seeds' networks train together with one fine-tuned text
+encoder, pipeline.training.finetune), whose checkpoint is the ensemble; there are no seed-<n>/ folders.
+
 Layout: `OUT/` for one run; `OUT/<emotion>/` with --emotion all; with --seeds the ensemble's checkpoint.pt
 and metrics.json are in that folder and its members in `seed-<n>/` below it (predict and evaluate treat a
 folder with a checkpoint.pt as one model and do not look further down). With --grid each combination is a
