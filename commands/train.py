@@ -8,7 +8,7 @@ from pathlib import Path
 from commands.common import progress_bar
 from commands.options import add_device, add_ray
 from core.errors import UserError
-from core.options import COUNT, GPUS, NON_NEGATIVE, POSITIVE, RATIO, SEED, WIDTH, int_list
+from core.options import COUNT, GPUS, NON_NEGATIVE, POSITIVE, RATIO, SEED, TOKENS, TUNED_LAYERS, WIDTH, int_list
 from data.schema import EMOTIONS
 from model.tasks import TASK_NAMES
 
@@ -46,10 +46,20 @@ def add_train(sub) -> None:
                    help="with several --data files: repeat the smaller corpora's conversations in each epoch (by the square root of the size ratio)")
     p.add_argument("--class-weights", default=None, choices=("inverse", "sqrt", "none"),
                    help="categorical tasks: inverse class frequencies (default, the paper's), their square root, or none")
+    p.add_argument("--finetune-text", type=TUNED_LAYERS, default=None, metavar="K",
+                   help="train MiniLM's top K layers (1-6) with the network (data with --text minilm features); checkpoints store only "
+                   "those layers. With --seeds the encoder is fine-tuned once, in OUT/encoder, and the members train on its features; "
+                   "default 0: frozen sentence vectors")
+    p.add_argument("--text-lr", type=POSITIVE, default=None, help="with --finetune-text: the encoder's learning rate; default 1e-4")
+    p.add_argument("--token-budget", type=TOKENS, default=None, metavar="N",
+                   help="with --finetune-text: word pieces the encoder runs on at once (bounds memory); default 16384")
+    p.add_argument("--text-cache", type=Path, default=None, metavar="DIR",
+                   help="with --finetune-text: where the frozen layers' token states are kept (computed once per corpus); "
+                   "default ~/.cache/multilogue/token-states")
     p.add_argument("--grid", nargs="+", default=None, metavar="KEY=V1,V2",
                    help="train one run per combination of settings, in OUT/grid-KEY=V,.../, and select the best on validation "
                    "(--select), copied into OUT with selection.json; keys: lr l2 batch-size epochs patience modality-dropout "
-                   "class-weights dropout rec-dropout hidden-size (e.g. --grid lr=1e-4,1e-3 dropout=0.25,0.5)")
+                   "class-weights dropout rec-dropout hidden-size finetune-text text-lr (e.g. --grid lr=1e-4,1e-3 dropout=0.25,0.5)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out from its last epoch")
     p.add_argument("--overwrite", action="store_true", help="replace the runs already in --out (without it, a folder that holds a run is refused)")
     add_ray(p, "the runs of this command (emotions, seeds, grid points) train at once as Ray tasks and their folders are "
@@ -87,8 +97,11 @@ def cmd_train(args) -> int:
     if args.seeds is not None and args.seed is not None:
         raise UserError("--seeds trains one run per seed; --seed then only picks the shared validation split, give it without --seeds or drop it")
     train = {k: getattr(args, k) for k in ("epochs", "lr", "l2", "batch_size", "valid_ratio", "patience", "seed", "modality_dropout",
-                                           "select", "class_weights", "balance_corpora")}
-    train.update(device=args.device, normalize=not args.no_normalize)
+                                           "select", "class_weights", "balance_corpora", "finetune_text", "text_lr", "token_budget")}
+    train.update(device=args.device, normalize=not args.no_normalize, text_cache=None if args.text_cache is None else str(args.text_cache))
+    tuning = args.finetune_text or any("finetune-text" in g for g in args.grid or [])
+    if not tuning and any(v is not None for v in (args.text_lr, args.token_budget, args.text_cache)):
+        raise UserError("--text-lr, --token-budget and --text-cache go with --finetune-text K; add it, or drop them")
     model_overrides = {"dropout": args.dropout, "recurrent_dropout": args.rec_dropout, "mask_fusion": False if args.faithful else None}
     if args.hidden_size is not None:
         model_overrides.update(hidden_size_overrides(args.hidden_size))

@@ -110,6 +110,8 @@ WIDTH = Number(int, 1, MAX_DIM)  # model and feature widths
 GPUS = Number(float, 0, 1024)
 MEGABYTES = Number(float, 0, 1 << 20, low_open=True)
 QUEUE = Number(int, 0, 1 << 16)
+TUNED_LAYERS = Number(int, 0, 6)  # MiniLM's top layers that `train --finetune-text` trains (0: frozen; it has 6)
+TOKENS = Number(int, 256, 1 << 24)  # word pieces the fine-tuned encoder runs on at once (a chunk of a batch)
 
 
 def int_list(value: str, each: Number = SEED, example: str = "1,2,3") -> list[int]:

@@ -11,15 +11,82 @@ The encoder, per layer l (post-LayerNorm BERT; H heads of width d = hidden / H):
     x_{l+1} = LN(a_l + W_2 · GELU(W_1 a_l))
 with x_0 = LN(word[token] + position[i] + type[0]). The sentence vector is the mean of the last layer's rows
 over the real (non-padding) tokens, divided by its L2 norm.
+
+The pieces are exposed for fine-tuning (pipeline/training/finetune.py): `token_states` runs the lower layers
+once (their states are cached), `bert_layer` is one layer as a function of a weight mapping (the tuned layers'
+parameters, or the base weights), `pool` ends the encoder; `adapted` gives the encoder with some weights
+replaced (a fine-tuned delta, extractors/minilm_delta.py); `file_sha256` names the packaged weights.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
+
+LAYER_WEIGHTS = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+                 "attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm")
+
+
+def layer_prefix(i: int) -> str:
+    return f"encoder.layer.{i}"
+
+
+def layer_names(i: int) -> list[str]:
+    """The weight names of layer i (weights and biases; LayerNorm gains and shifts)."""
+    return [f"{layer_prefix(i)}.{m}.{p}" for m in LAYER_WEIGHTS for p in ("weight", "bias")]
+
+
+def bert_layer(x: Any, keep: Any, w: Mapping[str, Any], prefix: str, heads: int, eps: float, dropout: float = 0.0) -> Any:
+    """One post-LayerNorm BERT layer. x: (B, L, hidden) float32; keep: (B, 1, 1, L) bool, the keys a query may
+    attend (real tokens); w: weight name -> tensor (names as in model.safetensors). dropout: BERT's, on the
+    attention probabilities and on each sublayer's output before its residual (training only; 0 in inference).
+    Returns (B, L, hidden)."""
+    import torch.nn.functional as F
+
+    b, n, hidden = x.shape
+    d = hidden // heads
+
+    def linear(t, name):
+        return F.linear(t, w[f"{prefix}.{name}.weight"], w[f"{prefix}.{name}.bias"])
+
+    def ln(t, name):
+        return F.layer_norm(t, (hidden,), w[f"{prefix}.{name}.weight"], w[f"{prefix}.{name}.bias"], eps)
+
+    def split(t):
+        return t.view(b, n, heads, d).transpose(1, 2)
+
+    q, k, v = (split(linear(x, f"attention.self.{m}")) for m in ("query", "key", "value"))
+    scores = ((q @ k.transpose(-1, -2)) / math.sqrt(d)).masked_fill(~keep, float("-inf"))
+    probs = scores.softmax(-1)
+    if dropout:
+        probs = F.dropout(probs, dropout)
+    ctx = (probs @ v).transpose(1, 2).reshape(b, n, hidden)
+    out = linear(ctx, "attention.output.dense")
+    a = ln(x + (F.dropout(out, dropout) if dropout else out), "attention.output.LayerNorm")
+    out = linear(F.gelu(linear(a, "intermediate.dense")), "output.dense")
+    return ln(a + (F.dropout(out, dropout) if dropout else out), "output.LayerNorm")
+
+
+def pool(states: Any, mask: Any) -> Any:
+    """Mean over the real tokens, L2-normalised: states (B, L, hidden), mask (B, L) bool -> (B, hidden)."""
+    import torch
+
+    m = mask.unsqueeze(-1).to(states.dtype)
+    pooled = (states * m).sum(1) / m.sum(1).clamp_min(1e-9)
+    return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 class MiniLMEncoder:
@@ -34,6 +101,7 @@ class MiniLMEncoder:
         config = json.loads((folder / "config.json").read_text())
         if config.get("model_type") != "bert" or config.get("hidden_act") != "gelu":
             raise ValueError(f"{folder}: not a BERT encoder with GELU ({config.get('model_type')}, {config.get('hidden_act')})")
+        self.folder = folder
         self.hidden = int(config["hidden_size"])
         self.heads = int(config["num_attention_heads"])
         self.layers = int(config["num_hidden_layers"])
@@ -46,59 +114,84 @@ class MiniLMEncoder:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.pad_id = int(config.get("pad_token_id", 0))
         self.torch = torch
+        self.delta_sha256: str | None = None  # set on an adapted copy
 
-    def _ln(self, x, name: str):
-        return self.torch.nn.functional.layer_norm(x, (self.hidden,), self.w[f"{name}.weight"], self.w[f"{name}.bias"], self.eps)
+    def adapted(self, weights: Mapping[str, Any], sha256: str) -> "MiniLMEncoder":
+        """A copy that shares this encoder's tokenizer and weights except `weights` (name -> tensor, cast to
+        float32), which replace the base's. ValueError for a name the base does not have or another shape."""
+        for name, value in weights.items():
+            if name not in self.w or tuple(self.w[name].shape) != tuple(value.shape):
+                raise ValueError(f"weight {name} {tuple(value.shape)} is not one of the encoder's")
+        new = object.__new__(MiniLMEncoder)
+        new.__dict__.update(self.__dict__)
+        new.w = {**self.w, **{k: v.float() for k, v in weights.items()}}
+        new.delta_sha256 = sha256
+        return new
 
-    def _linear(self, x, name: str):
-        return self.torch.nn.functional.linear(x, self.w[f"{name}.weight"], self.w[f"{name}.bias"])
+    def tokenize(self, texts: list[str], max_seq_length: int) -> list[list[int]]:
+        """Word-piece ids of each text, [CLS] and [SEP] included, truncated to max_seq_length (at most the
+        model's positions). Any string tokenises: an empty one is [CLS] [SEP], unknown scripts become [UNK]."""
+        self.tokenizer.enable_truncation(max_length=min(int(max_seq_length), self.max_positions))
+        self.tokenizer.no_padding()
+        return [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+
+    def padded(self, ids: list[list[int]]) -> tuple[Any, Any]:
+        """(B, L) int64 ids and (B, L) bool mask of a list of id lists, padded to the longest."""
+        torch = self.torch
+        n = max(len(i) for i in ids)
+        out = torch.full((len(ids), n), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(ids), n), dtype=torch.bool)
+        for r, row in enumerate(ids):
+            out[r, :len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[r, :len(row)] = True
+        return out, mask
+
+    def embed(self, ids: Any) -> Any:
+        """(B, L) ids -> (B, L, hidden) input states x_0."""
+        w = self.w
+        x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:ids.shape[1]] \
+            + w["embeddings.token_type_embeddings.weight"][0]
+        return self.torch.nn.functional.layer_norm(x, (self.hidden,), w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps)
+
+    def run_layers(self, x: Any, mask: Any, start: int, stop: int) -> Any:
+        """Layers start..stop-1 over x (B, L, hidden) with mask (B, L) bool -> (B, L, hidden)."""
+        keep = mask[:, None, None, :]  # a query attends to the real tokens only
+        for i in range(start, stop):
+            x = bert_layer(x, keep, self.w, layer_prefix(i), self.heads, self.eps)
+        return x
 
     def _forward(self, ids, mask):
         """ids, mask: (B, L) int64 / bool -> (B, L, hidden) last-layer states."""
-        F = self.torch.nn.functional
-        b, n = ids.shape
-        d = self.hidden // self.heads
-        x = self.w["embeddings.word_embeddings.weight"][ids] + self.w["embeddings.position_embeddings.weight"][:n] \
-            + self.w["embeddings.token_type_embeddings.weight"][0]
-        x = self._ln(x, "embeddings.LayerNorm")
-        keep = mask[:, None, None, :]  # (B, 1, 1, L): a query attends to the real tokens only
-        for i in range(self.layers):
-            p = f"encoder.layer.{i}"
+        return self.run_layers(self.embed(ids), mask, 0, self.layers)
 
-            def heads(t):
-                return t.view(b, n, self.heads, d).transpose(1, 2)
-
-            q, k, v = (heads(self._linear(x, f"{p}.attention.self.{m}")) for m in ("query", "key", "value"))
-            scores = (q @ k.transpose(-1, -2)) / math.sqrt(d)
-            scores = scores.masked_fill(~keep, float("-inf"))
-            ctx = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, n, self.hidden)
-            a = self._ln(x + self._linear(ctx, f"{p}.attention.output.dense"), f"{p}.attention.output.LayerNorm")
-            x = self._ln(a + self._linear(F.gelu(self._linear(a, f"{p}.intermediate.dense")), f"{p}.output.dense"), f"{p}.output.LayerNorm")
-        return x
+    def _batches(self, encoded: list[list[int]], batch_size: int):
+        """(positions, ids, mask) per batch, texts in order of length so batches pad little."""
+        order = np.argsort([-len(e) for e in encoded], kind="stable")
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            yield chunk, *self.padded([encoded[j] for j in chunk])
 
     def encode(self, texts: list[str], max_seq_length: int, batch_size: int = 64) -> np.ndarray:
         """(len(texts), hidden) float32 unit-norm rows; each text truncated to max_seq_length word pieces
         ([CLS] and [SEP] included). Texts are batched in order of length, so batches pad little."""
-        torch = self.torch
         if not texts:
             return np.zeros((0, self.hidden), dtype=np.float32)
-        self.tokenizer.enable_truncation(max_length=min(int(max_seq_length), self.max_positions))
-        self.tokenizer.no_padding()
-        encoded = self.tokenizer.encode_batch(list(texts))
-        order = np.argsort([-len(e.ids) for e in encoded], kind="stable")
         out = np.empty((len(texts), self.hidden), dtype=np.float32)
-        with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                chunk = order[start:start + batch_size]
-                n = max(len(encoded[j].ids) for j in chunk)
-                ids = torch.full((len(chunk), n), self.pad_id, dtype=torch.long)
-                mask = torch.zeros((len(chunk), n), dtype=torch.bool)
+        with self.torch.inference_mode():
+            for chunk, ids, mask in self._batches(self.tokenize(texts, max_seq_length), batch_size):
+                out[chunk] = pool(self._forward(ids, mask), mask).numpy()
+        return out
+
+    def token_states(self, texts: list[str], max_seq_length: int, upto: int, batch_size: int = 64) -> list[np.ndarray]:
+        """The states after the first `upto` layers (0: the embeddings), per text (n_tokens_i, hidden) float16:
+        what fine-tuning the layers above reads, computed once per text."""
+        if not 0 <= upto <= self.layers:
+            raise ValueError(f"upto {upto}: the encoder has layers 0..{self.layers}")
+        out: list[np.ndarray] = [np.zeros((0, self.hidden), np.float16)] * len(texts)
+        with self.torch.inference_mode():
+            for chunk, ids, mask in self._batches(self.tokenize(texts, max_seq_length), batch_size):
+                states = self.run_layers(self.embed(ids), mask, 0, upto).half().numpy()
+                lengths = mask.sum(1).tolist()
                 for r, j in enumerate(chunk):
-                    length = len(encoded[j].ids)
-                    ids[r, :length] = torch.tensor(encoded[j].ids, dtype=torch.long)
-                    mask[r, :length] = True
-                states = self._forward(ids, mask)
-                m = mask.unsqueeze(-1).float()
-                pooled = (states * m).sum(1) / m.sum(1).clamp_min(1e-9)
-                out[chunk] = torch.nn.functional.normalize(pooled, p=2, dim=1).numpy()
+                    out[j] = states[r, :lengths[r]].copy()
         return out

@@ -17,6 +17,10 @@ involved.
   was trained on 128).
 - All utterances of a call go through one `encode` (batched in order of length) on the CPU, with the process's torch thread setting (extraction workers run one thread each). The model is
   loaded once per process and shared by every instance (each sets its max_seq_length for its encode).
+- Fine-tuned (`train --finetune-text`): `delta` (a spec param: the sha256 of the trained weights, of their base and
+  the layers they replace, extractors/minilm_delta.py) makes the features those of the packaged encoder with those
+  layers replaced; the weights come from `delta_file` (a runtime setting: the checkpoint.pt that holds them, which
+  predict and evaluate pass). A delta trained on other base weights than the installed ones is refused in one line.
 - Fork safety: a process that will fork must not have run torch with more than one thread (GNU OpenMP's pool
   does not survive fork: a child then hangs in its first parallel op). The extraction fork server
   (pipeline.extraction.pool) runs no torch op at all: it only imports the libraries.
@@ -49,6 +53,9 @@ BATCH_SIZE = 64  # per forward pass; encode() sorts texts by length so batches p
 INSTALL = f"pip install {PACKAGE}=={PACKAGE_VERSION}"
 
 _MODEL: list[Any] = []  # the MiniLMEncoder, once loaded
+_ADAPTED: dict[str, Any] = {}  # delta sha256 -> the base encoder with that delta's layers
+_DELTAS: dict[str, dict] = {}  # delta sha256 -> the delta read (and checked) when an extractor was built
+_BASE_SHA: dict[str, str] = {}  # model.safetensors path -> its sha256
 _LOCK = threading.Lock()  # guards loading, and each encode (its max_seq_length is a setting of the shared model)
 
 
@@ -81,6 +88,25 @@ def load_model() -> Any:
         return _MODEL[0]
 
 
+def base_sha256() -> str:
+    """sha256 of the installed package's model.safetensors (what a fine-tuned delta names as its base); once per process."""
+    from extractors.minilm_encoder import file_sha256
+
+    path = model_dir() / "model.safetensors"
+    if str(path) not in _BASE_SHA:
+        _BASE_SHA[str(path)] = file_sha256(path)
+    return _BASE_SHA[str(path)]
+
+
+def adapted_model(delta: dict) -> Any:
+    """The shared encoder with a checked delta's layers in place (extractors.minilm_delta), built once per delta."""
+    base = load_model()
+    with _LOCK:
+        if delta["sha256"] not in _ADAPTED:
+            _ADAPTED[delta["sha256"]] = base.adapted(delta["weights"], delta["sha256"])
+        return _ADAPTED[delta["sha256"]]
+
+
 def _load() -> Any:
     path = model_dir()
     modules = json.loads((path / "modules.json").read_text())
@@ -107,12 +133,14 @@ class MiniLMText:
     dim = DIM
 
     def __init__(self, model: str = MODEL, package: str = PACKAGE, package_version: str | None = None,
-                 max_seq_length: int = MAX_SEQ_LENGTH, normalize: bool = True) -> None:
+                 max_seq_length: int = MAX_SEQ_LENGTH, normalize: bool = True, delta: dict | None = None,
+                 delta_file: str | Path | None = None) -> None:
         """model, package, normalize: recorded in `params`; only the packaged all-MiniLM-L6-v2 with its
         Normalize layer is supported. package_version: the version a spec was made with (None: the installed
         one); a different installed version is refused, since other weights give other features.
-        max_seq_length: word pieces read per utterance (1..512). Building loads nothing: the model loads on
-        first use."""
+        max_seq_length: word pieces read per utterance (1..512). delta: a fine-tuned encoder's description
+        (extractors.minilm_delta.describe), whose weights `delta_file` (a checkpoint.pt) holds; its base must be
+        the installed weights. Building loads nothing but the delta: the model loads on first use."""
         if (model, package) != (MODEL, PACKAGE):
             raise ExtractionError(f"minilm: model {model!r} from {package!r} is not supported; only {MODEL} from {PACKAGE}")
         if normalize is not True:
@@ -125,16 +153,37 @@ class MiniLMText:
                                   f"`pip install {PACKAGE}=={package_version}`")
         self.package_version = installed
         self.max_seq_length = int(max_seq_length)
+        self.delta, self.delta_file = None, None
+        if delta is not None:
+            from extractors.minilm_delta import check_base, describe, read_delta
+
+            if not isinstance(delta, dict) or not isinstance(delta.get("sha256"), str):
+                raise ExtractionError(f"minilm: delta {delta!r}: expected the description of a fine-tuned encoder (sha256, base_sha256, layers)")
+            if delta_file is None:
+                raise ExtractionError(f"minilm: these features come from a fine-tuned encoder (delta {delta['sha256'][:12]}); "
+                                      "give the checkpoint.pt that holds it (predict and evaluate pass it)")
+            weights = read_delta(delta_file, expected=delta)
+            check_base(weights, base_sha256(), PACKAGE)
+            _DELTAS[weights["sha256"]] = weights
+            self.delta, self.delta_file = describe(weights), str(delta_file)
 
     @property
     def params(self) -> dict[str, Any]:
-        return {"model": MODEL, "package": PACKAGE, "package_version": self.package_version,
-                "max_seq_length": self.max_seq_length, "normalize": True}
+        out = {"model": MODEL, "package": PACKAGE, "package_version": self.package_version,
+               "max_seq_length": self.max_seq_length, "normalize": True}
+        return out if self.delta is None else {**out, "delta": dict(self.delta)}
 
     @property
     def model(self) -> Any:
-        """The shared encoder (the instance holds none, so it pickles small for workers)."""
-        return load_model()
+        """The shared encoder, or the fine-tuned one (the instance holds neither, so it pickles small for workers)."""
+        if self.delta is None:
+            return load_model()
+        sha = self.delta["sha256"]
+        if sha not in _DELTAS:  # an instance unpickled in another process reads its delta again
+            from extractors.minilm_delta import read_delta
+
+            _DELTAS[sha] = read_delta(self.delta_file, expected=self.delta)
+        return adapted_model(_DELTAS[sha])
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(n, 384) float32 unit-norm embeddings of `texts` (non-empty strings), in one batched encode."""

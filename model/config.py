@@ -80,6 +80,11 @@ class TrainConfig:
     select: str = "loss"  # model selection on validation: "loss", or "metric" (the task's headline metric)
     class_weights: str = "inverse"  # "inverse" class frequencies (the paper), "sqrt", or "none"
     balance_corpora: bool = False  # merged datasets: repeat smaller corpora's videos (sqrt of the size ratio) in each epoch
+    finetune_text: int = 0  # MiniLM's top layers trained with the network (0: frozen sentence vectors); pipeline.training.finetune
+    text_lr: float = 1e-4  # their learning rate (no weight decay)
+    token_budget: int = 16384  # word pieces the fine-tuned layers run on at once; bigger batches use gradient checkpointing
+    text_cache: str | None = None  # the lower layers' token states (None: ~/.cache/multilogue/token-states)
+    joint_seeds: list[int] | None = None  # with finetune_text: these seeds' networks train together on one fine-tuned encoder (an ensemble)
 
     @classmethod
     def for_task(cls, task: str, **overrides: Any) -> "TrainConfig":

@@ -106,13 +106,21 @@ def _figures(metrics: dict, task: str) -> str:
     return ", ".join(_figure(k, metrics[k]) for k in keys)
 
 
+def _param(key: str, value: Any) -> str:
+    """A spec parameter as `info` shows it; a fine-tuned encoder's delta in a few words."""
+    if key == "delta" and isinstance(value, dict):
+        layers = ",".join(map(str, value.get("layers", [])))
+        return f"fine-tuned layers {layers} (sha256 {str(value.get('sha256'))[:12]}, base {str(value.get('base_sha256'))[:12]})"
+    return str(value)
+
+
 def _inputs(features: dict[str, dict]) -> str:
     parts = []
     for m, s in features.items():
         if s.get("name") in (None, "none"):
             parts.append(f"{m} none")
             continue
-        params = ", ".join(f"{k}={v}" for k, v in sorted((s.get("params") or {}).items()))
+        params = ", ".join(f"{k}={_param(k, v)}" for k, v in sorted((s.get("params") or {}).items()))
         parts.append(f"{m} {s['name']} ({s.get('dim')}-d{'; ' + params if params else ''})")
     return "; ".join(parts)
 

@@ -43,15 +43,24 @@ def _name(group: str) -> str:
 def _table(part: dict) -> list[str]:
     keys = HEADLINE[part["task"]]
     calibrated = part["task"] == "emotion-class"
+    frozen = any("frozen" in r for r in part["corpora"].values())  # a fine-tuned encoder: the frozen one's figures beside
     lines = [f"| test split | utterances | {' / '.join(keys)}: ensemble | single runs (mean ± std of {len(part['seeds'])} seeds) | "
-             "linear baseline, same features |" + (" ECE before → after calibration |" if calibrated else "") + " published, for scale |",
-             "|---|---|---|---|---|" + ("---|" if calibrated else "") + "---|"]
+             + ("frozen text encoder: ensemble, single runs | " if frozen else "")
+             + "linear baseline, same features |" + (" ECE before → after calibration |" if calibrated else "") + " published, for scale |",
+             "|---|---|---|---|---|" + ("---|" if frozen else "") + ("---|" if calibrated else "") + "---|"]
+
+    def spread(runs: dict) -> str:
+        return " / ".join(f"{_fmt(runs[k][0], k)} ± {_fmt(runs[k][1], k)}" for k in keys)
+
     for group, r in part["corpora"].items():
         model = " / ".join(_fmt(r["model"][k], k) for k in keys)
-        single = " / ".join(f"{_fmt(r['single_runs'][k][0], k)} ± {_fmt(r['single_runs'][k][1], k)}" for k in keys)
         base = " / ".join(_fmt(r["baseline"][k], k) for k in keys if k in r["baseline"]) if r.get("baseline") else "-"
         ece = f" {r['uncalibrated_ece']:.3f} → {r['model']['ece']:.3f} |" if calibrated else ""
-        lines.append(f"| {_name(group)} | {r['utterances']} | {model} | {single} | {base} |{ece} {r.get('published') or '-'} |")
+        was = ""
+        if frozen:
+            f = r.get("frozen")
+            was = f" {' / '.join(_fmt(f['model'][k], k) for k in keys)}; {spread(f['single_runs'])} |" if f else " - |"
+        lines.append(f"| {_name(group)} | {r['utterances']} | {model} | {spread(r['single_runs'])} |{was} {base} |{ece} {r.get('published') or '-'} |")
     return lines
 
 
@@ -93,6 +102,19 @@ def _clips(clips: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _tuning(recipe: dict) -> str:
+    """How the text encoder was fine-tuned, per model, for the card's text line ("" when it was frozen in both)."""
+    parts = []
+    for kind in ("sentiment", "emotion"):
+        train = recipe.get(kind, {}).get("train", {})
+        k = train.get("finetune_text")
+        if k:
+            parts.append(f"{kind}: its top {k} layer{'s' if k > 1 else ''} fine-tuned with the network (`train --finetune-text {k}`, "
+                         f"encoder learning rate {train.get('text_lr'):g}; the checkpoint holds those layers as a float16 delta over the "
+                         "packaged weights, which predict rebuilds)")
+    return "; " + "; ".join(parts) if parts else ""
+
+
 def write_model_card(report: dict[str, Any], path: str | Path) -> Path:
     """MODEL_CARD.md from report.json's content."""
     recipe = report["recipe"]
@@ -122,7 +144,7 @@ def write_model_card(report: dict[str, Any], path: str | Path) -> Path:
         "",
         "## Inputs, and what each modality was trained on",
         "",
-        f"- **text**: `{recipe['text']}` (all-MiniLM-L6-v2 sentence embeddings, 384-d). Sentiment: CMU-MOSI transcripts.",
+        f"- **text**: `{recipe['text']}` (all-MiniLM-L6-v2 sentence embeddings, 384-d){_tuning(recipe)}. Sentiment: CMU-MOSI transcripts.",
         "  Emotion: MELD, GoEmotions and the Whisper transcripts of RAVDESS (two neutral sentences: no emotion in the words).",
         f"- **audio** (emotion only): `{recipe['audio']}`, {AUDIO_SETS.get(recipe['audio'], 'see extractors/')}, chosen",
         "  leave-one-corpus-out among openSMILE's IS09 and eGeMAPSv02 and Whisper's encoder states (bench/README.md \"voice\").",

@@ -59,6 +59,7 @@ RECIPE: dict[str, Any] = {
 # experts: FER2013's mini-Xception is about 66% right on posed still faces and less on talking ones, and it is
 # the one expert nothing here could calibrate. Uncertain: a fused top probability under 0.4, or two readings that
 # each name a different emotion with at least 0.6.
+TEXT_TUNING = ("finetune_text", "text_lr")  # RECIPE train keys of `train --finetune-text`
 FUSION = {"face_weight": 0.5, "min_confidence": 0.4, "disagree_confidence": 0.6}
 # Published figures for scale (other models, other features; the splits differ where noted).
 PUBLISHED = {
@@ -127,14 +128,23 @@ def load_corpora(paths: dict[str, Path], names: list[str]) -> dict:
 
 
 # ------------------------------------------------------------------ training
-def train(kind: str, ds: dict, work: Path, seeds: list[int], hidden: int) -> Path:
-    """One model of RECIPE[kind] as a seed ensemble in work/runs/kind; returns its folder."""
+def fine_tuned(kind: str) -> bool:
+    """Whether RECIPE[kind] fine-tunes the text encoder (`train --finetune-text`)."""
+    return bool(RECIPE[kind]["train"].get("finetune_text"))
+
+
+def train(kind: str, ds: dict, work: Path, seeds: list[int], hidden: int, frozen: bool = False) -> Path:
+    """One model of RECIPE[kind] as a seed ensemble in work/runs/kind; returns its folder. frozen: the same recipe with
+    the text encoder frozen (the baseline of a fine-tuned recipe), in work/runs/kind-frozen."""
     from pipeline.training.runs import plan_runs, run_plan
 
     spec = RECIPE[kind]
-    out = work / "runs" / kind
+    out = work / "runs" / (f"{kind}-frozen" if frozen else kind)
+    settings = {k: v for k, v in spec["train"].items() if not (frozen and k in TEXT_TUNING)}
+    if fine_tuned(kind) and not frozen:
+        settings["text_cache"] = str(work / "token-states")
     model = {"d_emotion": hidden, "d_hidden": hidden, "d_global": round(1.5 * hidden), "d_party": round(1.5 * hidden)}
-    runs, ensembles = plan_runs(spec["task"], out, seeds=seeds, train={**spec["train"], "device": "cpu"}, model_overrides=model)
+    runs, ensembles = plan_runs(spec["task"], out, seeds=seeds, train={**settings, "device": "cpu"}, model_overrides=model)
     t = time.time()
 
     def done(name: str, metrics: dict) -> None:
@@ -144,13 +154,23 @@ def train(kind: str, ds: dict, work: Path, seeds: list[int], hidden: int) -> Pat
     return out
 
 
+def scored_dataset(run: Path, ds: dict, work: Path) -> dict:
+    """The dataset as the ensemble in `run` reads it: its text features through the fine-tuned encoder when it has one."""
+    from model.checkpoint import read_checkpoint
+    from pipeline.training.finetune import adapted_dataset
+
+    ckpt = read_checkpoint(run / "checkpoint.pt")
+    return adapted_dataset(ds, ckpt["text_delta"], work / "token-states") if "text_delta" in ckpt else ds
+
+
 def validation_ids(run: Path, ds: dict) -> tuple[list[str], list[str]]:
     """The (train, valid) videos the ensemble's members were selected on."""
     from model.checkpoint import read_checkpoint
     from pipeline.training.train import split_validation
 
     ckpt = read_checkpoint(run / "checkpoint.pt")
-    cfg = json.loads((run / f"seed-{ckpt['seeds'][0]}" / "config.json").read_text())["train"]
+    joint = run / "config.json"  # a fine-tuned ensemble is one run; a frozen one's members have their own folders
+    cfg = json.loads((joint if joint.is_file() else run / f"seed-{ckpt['seeds'][0]}" / "config.json").read_text())["train"]
     return split_validation(ds["train"], cfg["valid_ratio"], cfg["split_seed"], ds["meta"].get("groups"))
 
 
@@ -221,8 +241,9 @@ def baseline(ds: dict, task: str, train_ids: list[str], valid_ids: list[str]) ->
     return predict
 
 
-def evaluate_sentiment(run: Path, ds: dict) -> dict[str, Any]:
-    """The sentiment ensemble, its members and the linear baseline on MOSI's test split."""
+def evaluate_sentiment(run: Path, ds: dict, base_ds: dict | None = None) -> dict[str, Any]:
+    """The sentiment ensemble, its members and the linear baseline on MOSI's test split. ds: as the ensemble reads it
+    (scored_dataset); base_ds: the frozen features the linear baseline reads (default ds)."""
     import torch
 
     from model.checkpoint import load_model
@@ -232,8 +253,9 @@ def evaluate_sentiment(run: Path, ds: dict) -> dict[str, Any]:
 
     model, ckpt = load_model(run / "checkpoint.pt")
     train_ids, valid_ids = validation_ids(run, ds)
-    base = baseline(ds, "regression", train_ids, valid_ids)
-    members = [load_model(run / f"seed-{s}" / "checkpoint.pt")[0] for s in ckpt["seeds"]]
+    base_ds = ds if base_ds is None else base_ds
+    base = baseline(base_ds, "regression", train_ids, valid_ids)
+    members = list(model.members)
     data = DialogueDataset(ds, ds["test"], "regression")
     r = evaluate(model, data, "regression", torch.device("cpu"))
     single = [evaluate(m, data, "regression", torch.device("cpu"))["metrics"] for m in members]
@@ -242,20 +264,21 @@ def evaluate_sentiment(run: Path, ds: dict) -> dict[str, Any]:
     return {"task": "regression", "seeds": ckpt["seeds"], "corpora": {"mosi": {
         "videos": len(ds["test"]), "utterances": r["n"], "model": r["metrics"],
         "single_runs": {k: [float(np.mean([m[k] for m in single])), float(np.std([m[k] for m in single]))] for k in single[0]},
-        "baseline": {**get_task("regression").metrics(truth, base(ds["test"])), "strength": base.strength}, "published": PUBLISHED["mosi"]}}}
+        "baseline": {**get_task("regression").metrics(truth, base(base_ds["test"])), "strength": base.strength}, "published": PUBLISHED["mosi"]}}}
 
 
-def evaluate_emotion(run: Path, ds: dict, temperature: float) -> dict[str, Any]:
-    """The emotion ensemble (calibrated), the spread of its members and the linear baseline on every test group."""
+def evaluate_emotion(run: Path, ds: dict, temperature: float, base_ds: dict | None = None) -> dict[str, Any]:
+    """The emotion ensemble (calibrated), the spread of its members and the linear baseline on every test group. ds: as
+    the ensemble reads it (scored_dataset); base_ds: the frozen features the linear baseline reads (default ds)."""
     from model.checkpoint import load_model
     from pipeline.prediction.readings import temper
     from pipeline.release.evaluation import emotion_scores, network_outputs, split_figures, test_groups
 
     model, ckpt = load_model(run / "checkpoint.pt")
     train_ids, valid_ids = validation_ids(run, ds)
-    base = baseline(ds, "emotion-class", train_ids, valid_ids)
+    base = baseline(ds if base_ds is None else base_ds, "emotion-class", train_ids, valid_ids)
     figures = split_figures(model, ds, temperature, base)
-    members = [load_model(run / f"seed-{s}" / "checkpoint.pt")[0] for s in ckpt["seeds"]]
+    members = list(model.members)
     for name, vids in test_groups(ds).items():
         if name not in figures:
             continue
@@ -283,6 +306,14 @@ def calm_speech(shared: Path, work: Path) -> dict[str, list[Path]]:
     # the demo's neutral sentences, written by `python -m demo.calm WORK/calm` (make pretrained runs it first)
     out["demo neutral sentences (espeak-ng, synthetic)"] = sorted((work / "calm").glob("*.wav"))
     return {k: v for k, v in out.items() if v}
+
+
+def add_frozen(part: dict, frozen: dict) -> None:
+    """Put the frozen-encoder ensemble's figures (and its members' spread) beside each test group's ("frozen")."""
+    for group, r in part["corpora"].items():
+        if group in frozen["corpora"]:
+            f = frozen["corpora"][group]
+            r["frozen"] = {"model": f["model"], "single_runs": f.get("single_runs")}
 
 
 # ------------------------------------------------------------------ export
@@ -344,13 +375,20 @@ def main(argv: list[str] | None = None) -> int:
                                                    "urdu_test_speakers": list(URDU_TEST_SPEAKERS)}}}
     ds = load_corpora(paths, RECIPE["sentiment"]["corpora"])
     run = train("sentiment", ds, args.work, seeds, args.hidden)
-    report["sentiment"] = evaluate_sentiment(run, ds)
+    report["sentiment"] = evaluate_sentiment(run, scored_dataset(run, ds, args.work), ds)
+    if fine_tuned("sentiment"):  # the same recipe with the encoder frozen, beside each figure
+        frozen = evaluate_sentiment(train("sentiment", ds, args.work, seeds, args.hidden, frozen=True), ds)
+        add_frozen(report["sentiment"], frozen)
     export(run, args.out / "sentiment")
 
     ds = load_corpora(paths, RECIPE["emotion"]["corpora"])
     run = train("emotion", ds, args.work, seeds, args.hidden)
-    report["calibration"] = calibrate(run, ds)
-    report["emotion"] = evaluate_emotion(run, ds, report["calibration"]["temperature"])
+    scored = scored_dataset(run, ds, args.work)
+    report["calibration"] = calibrate(run, scored)
+    report["emotion"] = evaluate_emotion(run, scored, report["calibration"]["temperature"], ds)
+    if fine_tuned("emotion"):
+        frozen_run = train("emotion", ds, args.work, seeds, args.hidden, frozen=True)
+        add_frozen(report["emotion"], evaluate_emotion(frozen_run, ds, calibrate(frozen_run, ds)["temperature"]))
     export(run, args.out / "emotion", {"fusion": fusion_rule(report["calibration"]["temperature"])})
 
     report["clips"] = {"ravdess": evaluation.ravdess_clips(args.out, args.shared, RAVDESS_TEST_ACTORS),

@@ -2,7 +2,8 @@
 
     results = evaluate_runs("runs/mine", "labelled_talks/")     # one RunMetrics per checkpoint.pt under runs/mine
 
-- A dataset pickle is used as it is; its features must come from the checkpoint's extractors.
+- A dataset pickle is used as it is; its features must come from the checkpoint's extractors (for a checkpoint of
+  `train --finetune-text`, a dataset of frozen minilm features is read through its fine-tuned encoder).
 - A text CSV (the `cli.py import text` layout) and a folder of clips (transcripts and labels.csv, as `cli.py
   extract` reads them) are turned into features with each checkpoint's own extractors, recorded in its feature
   spec, exactly as predict does: checkpoints that share a spec share one extraction.
@@ -78,6 +79,8 @@ def evaluate_runs(checkpoint: str | Path, data: str | Path, *, split: str = "aut
     for f, model, ckpt in loaded:
         if kind == "dataset":
             ds = built.setdefault("", load_dataset(data))
+            if "text_delta" in ckpt:  # a fine-tuned text encoder: the dataset's sentences through it
+                ds = _through_delta(ds, ckpt, data, cache_dir)
             check_features(ckpt, feature_dims(ds), ds["meta"].get("features", {}), data)
         else:
             spec = check_spec(ckpt)
@@ -115,11 +118,24 @@ def evaluate_runs(checkpoint: str | Path, data: str | Path, *, split: str = "aut
     return results
 
 
+def _through_delta(ds: dict, ckpt: dict, data: Path, cache_dir: str | Path | None) -> dict:
+    """A dataset of frozen minilm features as a fine-tuned checkpoint sees it: its texts through the checkpoint's encoder
+    (the lower layers' token states cached in cache_dir/token-states, default ~/.cache/multilogue/token-states)."""
+    from pipeline.training.finetune import DEFAULT_CACHE, adapted_dataset
+
+    text = (ds["meta"].get("features") or {}).get("text") or {}
+    if text.get("name") != "minilm" or (text.get("params") or {}).get("delta"):
+        return ds  # other features: check_features says what differs
+    cache = DEFAULT_CACHE if cache_dir is None else Path(cache_dir) / "token-states"
+    return adapted_dataset(ds, ckpt["text_delta"], cache, source=data)
+
+
 def _featurise(kind: str, data: Path, spec: dict[str, dict], source: Path, runtime: dict[str, dict] | None, workers: int | None,
                cache_dir: str | Path | None, progress: Progress | None) -> dict:
     """A dataset of a CSV or a clip folder, computed with the extractors of a checkpoint's feature spec."""
-    from pipeline.prediction.predict import build_spec_extractors
+    from pipeline.prediction.predict import build_spec_extractors, with_delta_file
 
+    runtime = with_delta_file(spec, runtime, source)  # a fine-tuned text encoder: its weights are in the checkpoint
     extractors = build_spec_extractors(spec, source, runtime)  # one line when the spec cannot be reproduced here
     if kind == "csv":
         from pipeline.importers.text import text_dataset

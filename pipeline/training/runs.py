@@ -13,6 +13,9 @@ members' probabilities or scores) on the validation split the members share and 
 for a grid, selects in each group the candidate with the best validation loss (or headline metric, with
 --select metric), never looking at the test split.
 
+With --finetune-text, --seeds is one run instead (the seeds' networks train together with one fine-tuned text
+encoder, pipeline.training.finetune), whose checkpoint is the ensemble; there are no seed-<n>/ folders.
+
 Layout: `OUT/` for one run; `OUT/<emotion>/` with --emotion all; with --seeds the ensemble's checkpoint.pt
 and metrics.json are in that folder and its members in `seed-<n>/` below it (predict and evaluate treat a
 folder with a checkpoint.pt as one model and do not look further down). With --grid each combination is a
@@ -35,7 +38,7 @@ from typing import Any, Callable
 from data.dataset import EMOTIONS, load_dataset
 from core.errors import CheckpointError, UserError
 from core.fileio import atomic_write_bytes, atomic_write_json, check_writable_folder, refuse_overwrite
-from core.options import COUNT, NON_NEGATIVE, POSITIVE, RATIO, WIDTH, Number
+from core.options import COUNT, NON_NEGATIVE, POSITIVE, RATIO, TUNED_LAYERS, WIDTH, Number
 from core.progress import Progress
 from model.config import TrainConfig
 
@@ -78,6 +81,8 @@ GRID_KEYS: dict[str, tuple[str, Number | tuple[str, ...]]] = {
     "dropout": ("model:dropout", RATIO),
     "rec-dropout": ("model:recurrent_dropout", RATIO),
     "hidden-size": ("model:hidden_size", WIDTH),
+    "finetune-text": ("finetune_text", TUNED_LAYERS),
+    "text-lr": ("text_lr", POSITIVE),
 }
 RUN_FILES = ("checkpoint.pt", "last.pt", "config.json", "metrics.json")  # a folder holding any of them holds a run
 WRITTEN = (*RUN_FILES, "curves.png", "summary.json", "summary.md", "selection.json")  # what a command writes in a run folder
@@ -163,6 +168,10 @@ def plan_runs(task: str, out: Path, *, emotion: str | None = None, seeds: list[i
                 runs.append(RunSpec(key, where, TrainConfig.for_task(task, emotion=e, **settings), model, group, label))
                 continue
             split_seed = train.get("seed", 0)
+            if settings.get("finetune_text"):  # one run: the seeds' networks train together on one fine-tuned encoder
+                tcfg = TrainConfig.for_task(task, emotion=e, **{**settings, "seed": split_seed, "split_seed": split_seed, "joint_seeds": list(seeds)})
+                runs.append(RunSpec(key, where, tcfg, dict(model), group, label))
+                continue
             members = []
             for s in seeds:
                 tcfg = TrainConfig.for_task(task, emotion=e, **{**settings, "seed": s, "split_seed": split_seed})
@@ -174,7 +183,7 @@ def plan_runs(task: str, out: Path, *, emotion: str | None = None, seeds: list[i
 
 def top_level(runs: list[RunSpec], ensembles: list[EnsembleSpec]) -> list[tuple[str, Path]]:
     """(name, folder) of what a command reports: the grid selections, else the ensembles, else the runs."""
-    candidates = [e for e in ensembles if e.group] or [r for r in runs if r.group]
+    candidates = [c for c in [*ensembles, *runs] if c.group]  # grid points: ensembles, runs, or joint runs (--finetune-text --seeds)
     if candidates:
         groups = {c.group: c.out.parent for c in candidates}
         return list(groups.items())
@@ -222,7 +231,7 @@ def run_plan(data: str | Path | dict, runs: list[RunSpec], ensembles: list[Ensem
             on_done(ens.name, results[ens.name])
     select = {r.name: r.tcfg.select for r in runs}
     for group, folder in top_level(runs, ensembles) if any(r.group for r in runs + ensembles) else []:
-        candidates = [c for c in (ensembles if ensembles else runs) if c.group == group]
+        candidates = [c for c in [*ensembles, *runs] if c.group == group]
         criterion = select[candidates[0].members[0] if isinstance(candidates[0], EnsembleSpec) else candidates[0].name]
         results[group] = select_best(folder, [(c.grid, c.out, results[c.name]) for c in candidates], criterion)
         if on_done is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -18,12 +18,12 @@ import torch
 from data.dataset import EMOTIONS, MODALITIES, feature_dims, load_dataset, presence, split_counts
 from core.errors import CheckpointError, DatasetError, UserError
 from core.fileio import atomic_path, atomic_write_bytes, atomic_write_json
-from core.options import COUNT, NON_NEGATIVE, POSITIVE, RATIO
+from core.options import COUNT, NON_NEGATIVE, POSITIVE, RATIO, TOKENS, TUNED_LAYERS
 from core.progress import Progress
 from model.dialogues import Batch, DialogueDataset, collate, drop_modalities
 from model.checkpoint import check_dims, load_model, load_state, make_checkpoint, save_checkpoint
 from model.config import ModelConfig, TrainConfig
-from model.network import MultilogueNet
+from model.network import Ensemble, MultilogueNet
 from model.tasks import get_task
 
 log = logging.getLogger(__name__)
@@ -124,13 +124,16 @@ def _batches(dataset: DialogueDataset, batch_size: int, shuffle: bool, generator
 
 @torch.no_grad()
 def evaluate(model: MultilogueNet, dataset: DialogueDataset, task: str, device: torch.device, weights: torch.Tensor | None = None,
-             batch_size: int = 128) -> dict[str, Any]:
-    """Loss and metrics on `dataset`; also the per-utterance outputs. Returns {"loss", "metrics", "outputs"}."""
+             batch_size: int = 128, text: Callable[[Batch], torch.Tensor] | None = None) -> dict[str, Any]:
+    """Loss and metrics on `dataset`; also the per-utterance outputs. Returns {"loss", "metrics", "outputs"}.
+    text: recomputes a batch's (B, T, d_text) text features (a fine-tuned encoder, pipeline.training.finetune)."""
     spec = get_task(task)
     model.eval()
     total, count = 0.0, 0
     truth, outputs, sentiment = [], [], []
     for batch in _batches(dataset, batch_size, shuffle=False):
+        if text is not None:
+            batch.text = text(batch)
         batch = batch.to(device)
         out = model(*batch.inputs())
         loss, n = batch_loss(out, batch, task, weights)
@@ -205,8 +208,11 @@ def check_settings(tcfg: TrainConfig) -> None:
     """Refuse settings no training can use (what the CLI's option types refuse, for callers of the library)."""
     for value, option, kind in ((tcfg.epochs, "--epochs", COUNT), (tcfg.batch_size, "--batch-size", COUNT), (tcfg.patience, "--patience", COUNT),
                                 (tcfg.lr, "--lr", POSITIVE), (tcfg.l2, "--l2", NON_NEGATIVE), (tcfg.valid_ratio, "--valid-ratio", RATIO),
-                                (tcfg.modality_dropout, "--modality-dropout", RATIO)):
+                                (tcfg.modality_dropout, "--modality-dropout", RATIO), (tcfg.finetune_text, "--finetune-text", TUNED_LAYERS),
+                                (tcfg.text_lr, "--text-lr", POSITIVE), (tcfg.token_budget, "--token-budget", TOKENS)):
         kind.check(value, option)
+    if tcfg.joint_seeds and not tcfg.finetune_text:
+        raise UserError("joint_seeds (networks trained together) go with --finetune-text; without it, --seeds trains each run on its own")
 
 
 def check_trainable(ds: dict, tcfg: TrainConfig, source: Any) -> tuple[list[str], list[str]]:
@@ -215,6 +221,10 @@ def check_trainable(ds: dict, tcfg: TrainConfig, source: Any) -> tuple[list[str]
     check_settings(tcfg)
     prepare(ds, tcfg.task, tcfg.emotion, source)
     train_ids, valid_ids = split_validation(ds["train"], tcfg.valid_ratio, tcfg.seed if tcfg.split_seed is None else tcfg.split_seed, ds["meta"].get("groups"))
+    if tcfg.finetune_text:
+        from pipeline.training.finetune import minilm_spec
+
+        minilm_spec(ds, source)
     spec = get_task(tcfg.task)
     if not any((~np.isnan(spec.targets(ds["labels"][v], tcfg.emotion))).any() for v in train_ids):
         col = tcfg.emotion or "sentiment"
@@ -265,13 +275,27 @@ def run_training(
         mcfg = ModelConfig.from_dict(state["model_config"])
     else:
         mcfg = ModelConfig.for_task(task, dims["text"], dims["audio"], dims["visual"], **(model_overrides or {}))
-    model = MultilogueNet(mcfg)
-    if tcfg.normalize:
-        model.set_normalization(feature_stats(ds, train_ids))
-    model.to(device)
+    nets = []
+    for s in tcfg.joint_seeds or [None]:  # one network, or one per seed trained together (--finetune-text --seeds)
+        if s is not None:
+            torch.manual_seed(s)  # each network's initial weights come from its own seed
+        nets.append(MultilogueNet(mcfg))
+        if tcfg.normalize:
+            nets[-1].set_normalization(feature_stats(ds, train_ids))
+        nets[-1].to(device)
+    if tcfg.joint_seeds:
+        torch.manual_seed(tcfg.seed)  # the shared stream of batches and dropout
+    model = nets[0] if len(nets) == 1 else Ensemble(nets)
     weights = class_weights(train_set, task, tcfg.class_weights)
     weights = None if weights is None else weights.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.l2)
+    groups: list[dict] = [{"params": list(model.parameters())}]
+    tuner = None
+    if tcfg.finetune_text:  # MiniLM's top layers train with the network, at their own rate and without weight decay
+        from pipeline.training.finetune import DEFAULT_CACHE, TextTuner
+
+        tuner = TextTuner(ds, tcfg.finetune_text, tcfg.text_cache or DEFAULT_CACHE, tcfg.token_budget, source=source, progress=progress)
+        groups.append({"params": list(tuner.parameters()), "lr": tcfg.text_lr, "weight_decay": 0.0})
+    optimizer = torch.optim.Adam(groups, lr=tcfg.lr, weight_decay=tcfg.l2)
     generator = torch.Generator().manual_seed(tcfg.seed)
 
     history: list[dict] = []
@@ -279,6 +303,8 @@ def run_training(
     start = 1
     if state is not None:
         model.load_state_dict(state["model"])
+        if tuner is not None:
+            tuner.top.load_state_dict(state["text_top"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
@@ -300,12 +326,17 @@ def run_training(
             if best["bad"] >= tcfg.patience and valid_ids:
                 break
             model.train()
+            if tuner is not None:
+                tuner.top.train()
             total, count = 0.0, 0
             for i, batch in enumerate(_batches(train_set, tcfg.batch_size, True, generator), 1):
                 batch.present = drop_modalities(batch.present, tcfg.modality_dropout, generator)
+                if tuner is not None:
+                    batch.text = tuner(batch)
                 batch = batch.to(device)
                 optimizer.zero_grad(set_to_none=True)
-                loss, n = batch_loss(model(*batch.inputs()), batch, task, weights)
+                losses = [batch_loss(net(*batch.inputs()), batch, task, weights) for net in nets]  # each network its own loss
+                loss, n = sum(x for x, _ in losses) / len(nets), losses[0][1]
                 if n:
                     _check_finite(float(loss.detach()), "training loss", epoch, out, tcfg, state is not None or epoch > 1)
                     loss.backward()
@@ -314,9 +345,11 @@ def run_training(
                 if progress:
                     progress(i, n_batches + 1, stage=f"epoch {epoch}/{tcfg.epochs}", loss=total / max(count, 1))
             train_loss = total / max(count, 1)
-            if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            if not all(bool(torch.isfinite(p).all()) for p in params(model, tuner)):
                 _check_finite(math.inf, "model's weights", epoch, out, tcfg, state is not None or epoch > 1)
-            val = evaluate(model, valid_set, task, device, weights) if valid_ids else {"loss": train_loss, "metrics": {}}
+            if tuner is not None:
+                tuner.top.eval()
+            val = evaluate(model, valid_set, task, device, weights, text=tuner) if valid_ids else {"loss": train_loss, "metrics": {}}
             if valid_ids and val["n"]:  # a validation split without a labelled utterance has no loss (NaN), not a diverged one
                 _check_finite(val["loss"], "validation loss", epoch, out, tcfg, state is not None or epoch > 1)
             record = {"epoch": epoch, "train_loss": train_loss, "valid_loss": val["loss"], "valid": val["metrics"]}
@@ -337,20 +370,27 @@ def run_training(
                 score = val["loss"]
             if best["score"] is None or score < best["score"]:
                 best = {"score": score, "epoch": epoch, "bad": 0}
-                save_checkpoint(make_checkpoint(model, task, emotion, feature_spec, {"train_config": tcfg.to_dict(), "epoch": epoch}), out / "checkpoint.pt")
+                save_checkpoint(_checkpoint(nets, tuner, task, emotion, feature_spec, tcfg, epoch), out / "checkpoint.pt")
             else:
                 best["bad"] += 1
             if progress:
                 progress(n_batches + 1, n_batches + 1, loss=train_loss, valid_loss=val["loss"], **{f"valid_{metric_name}": val["metrics"].get(metric_name, float("nan"))})
             save_checkpoint(
                 {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
-                 "torch_rng": torch.get_rng_state(), "history": history, "best": best, "train_config": tcfg.to_dict(), "model_config": mcfg.to_dict()},
+                 "torch_rng": torch.get_rng_state(), "history": history, "best": best, "train_config": tcfg.to_dict(), "model_config": mcfg.to_dict(),
+                 **({"text_top": tuner.top.state_dict()} if tuner is not None else {})},
                 resume_path,
             )
     finally:
         writer.close()
 
-    best_model, _ = load_model(out / "checkpoint.pt", device)
+    best_model, best_ckpt = load_model(out / "checkpoint.pt", device)
+    if tuner is not None:  # scored as evaluate and predict will see it: through the saved (float16) delta
+        from pipeline.training.finetune import adapted_dataset
+
+        scored = adapted_dataset(ds, best_ckpt["text_delta"], tcfg.text_cache or DEFAULT_CACHE, tcfg.token_budget, source)
+        valid_set = DialogueDataset(scored, valid_ids, task, emotion)
+        test_set = DialogueDataset(scored, scored["test"], task, emotion)
     final_valid = evaluate(best_model, valid_set, task, device, weights) if valid_ids else {"loss": float("nan"), "metrics": {}}
     final_test = evaluate(best_model, test_set, task, device, weights)
     metrics = {
@@ -361,9 +401,33 @@ def run_training(
         "valid": {"loss": final_valid["loss"], **final_valid["metrics"]},
         "test": {"loss": final_test["loss"], **final_test["metrics"]},
     }
+    if tcfg.joint_seeds:  # as build_ensemble reports an ensemble: its seeds and each member's test figures
+        metrics["ensemble"] = list(tcfg.joint_seeds)
+        metrics["members"] = {str(s): evaluate(m, test_set, task, device, weights)["metrics"] for s, m in zip(tcfg.joint_seeds, best_model.members)}
     _save_json(out / "metrics.json", metrics)
     _plot_curves(history, task, out / "curves.png")
     return metrics
+
+
+def _checkpoint(nets: list[MultilogueNet], tuner: Any, task: str, emotion: str | None, feature_spec: dict, tcfg: TrainConfig, epoch: int) -> dict:
+    """The checkpoint of the selected epoch: one network, or the jointly trained ones as an ensemble (`members`,
+    `seeds`); when fine-tuning, the trained text layers as a delta over the packaged encoder, named in the text spec."""
+    spec, extra = feature_spec, {"train_config": tcfg.to_dict(), "epoch": epoch}
+    if tuner is not None:
+        from pipeline.training.finetune import tuned_spec
+
+        extra["text_delta"] = tuner.delta()
+        spec = {**feature_spec, "text": tuned_spec(feature_spec["text"], extra["text_delta"])}
+    ckpt = make_checkpoint(nets[0], task, emotion, spec, extra)
+    if len(nets) > 1:
+        del ckpt["state_dict"]
+        ckpt.update(members=[{k: v.detach().cpu() for k, v in n.state_dict().items()} for n in nets], seeds=list(tcfg.joint_seeds))
+    return ckpt
+
+
+def params(model: MultilogueNet, tuner: Any = None) -> list[torch.Tensor]:
+    """Every trained parameter: the network's and, when fine-tuning, the text encoder's."""
+    return list(model.parameters()) + (list(tuner.parameters()) if tuner is not None else [])
 
 
 def _check_finite(value: float, what: str, epoch: int, out: Path, tcfg: TrainConfig, kept: bool) -> None:
