@@ -66,7 +66,7 @@ def test_import_is_cheap() -> None:
 
 def test_registry_defaults_and_errors() -> None:
     assert DEFAULTS == {"text": "glove", "audio": "opensmile", "visual": "facemesh"}
-    assert available() == {"text": ["glove", "minilm"], "audio": ["mfcc", "opensmile"], "visual": ["facemesh", "pyfeat"]}
+    assert available() == {"text": ["glove", "minilm"], "audio": ["mfcc", "opensmile", "whisper"], "visual": ["facemesh", "pyfeat"]}
     assert build_extractor("audio").name == "opensmile"
     e = build_extractor("audio", "eGeMAPSv02")  # a feature-set name selects openSMILE with that set
     assert (e.name, e.dim, e.params["feature_set"]) == ("opensmile", 88, "eGeMAPSv02")
@@ -80,7 +80,7 @@ def test_choices_come_from_the_registry() -> None:
     """What the CLI offers: extractor names, openSMILE's feature sets in place of its name, and "none" only
     where a modality may be left out; the defaults are the paper's."""
     assert choices("text") == ["glove", "minilm"]
-    assert choices("audio") == ["IS09", "eGeMAPSv02", "emobase", "ComParE_2016", "mfcc"]
+    assert choices("audio") == ["IS09", "eGeMAPSv02", "emobase", "ComParE_2016", "mfcc", "whisper"]
     assert choices("visual") == ["facemesh", "pyfeat", "none"]
     assert {m: default_choice(m) for m in DEFAULTS} == {"text": "glove", "audio": "IS09", "visual": "facemesh"}
     assert resolve("audio", "emobase") == ("opensmile", {"feature_set": "emobase"})
@@ -105,6 +105,7 @@ def test_choices_come_from_the_registry() -> None:
     ("audio", "opensmile", {"feature_set": "emobase"}, 988),
     ("audio", "opensmile", {"feature_set": "ComParE_2016"}, 6373),
     ("audio", "mfcc", {"n_mfcc": 20}, 40),
+    ("audio", "whisper", {}, 768),
     ("visual", "facemesh", {}, 19),
 ])
 def test_spec_round_trip(modality: str, name: str, params: dict, dim: int) -> None:

@@ -203,7 +203,7 @@ def write_model_card(report: dict[str, Any], path: str | Path) -> Path:
         "",
         "- English words only (Whisper tiny.en); Urdu or other speech gets meaningless words: read its voice reading.",
         "- Sentiment was learnt from 1,447 utterances of YouTube opinion videos: expect less on other kinds of talk.",
-        "- The voice was learnt from acted speech (RAVDESS) and 262 utterances of TV talk (URDU): two corpora, two",
+        "- The voice was learnt from acted speech (RAVDESS) and the TV talk of URDU's 31 training speakers: two corpora, two",
         "  languages; other voices, rooms and cultures may read differently. URDU's speakers mostly speak in one emotion",
         "  each, so within it speaker and emotion are confounded.",
         "- The face expert was never calibrated nor tested on more than CREMA-D's six talking-face clips: no labelled",

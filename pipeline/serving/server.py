@@ -57,7 +57,10 @@ def _server(app: "FastAPI", log_level: str):
     import uvicorn
 
     class Server(uvicorn.Server):
+        signalled = 0
+
         def handle_exit(self, sig: int, frame: Any) -> None:
+            self.signalled = sig
             stop = getattr(app.state, "stop", None)
             if stop is not None:
                 stop()  # kill the running work first, so the connections waiting on it close at once
@@ -69,8 +72,13 @@ def _server(app: "FastAPI", log_level: str):
 
 def run_server(app: "FastAPI", sock: socket.socket, log_level: str = "info") -> None:
     """Serve on the bound socket until SIGINT or SIGTERM (uvicorn), then stop the work and clean up (see above)."""
+    server = _server(app, log_level)
     try:
-        _server(app, log_level).run(sockets=[sock])
+        server.run(sockets=[sock])
+        if server.signalled:
+            # uvicorn re-raises the signal through asyncio's own SIGINT handler, which cancels a task that may already
+            # have finished: under load that lost the Ctrl-C and the command exited 0. Say it here instead.
+            raise KeyboardInterrupt
     finally:
         close = getattr(app.state, "close", None)
         if close is not None:
