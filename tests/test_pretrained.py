@@ -30,7 +30,11 @@ def test_committed_weights_load_and_match_the_card():
         assert ckpt["seeds"] == report["recipe"]["seeds"] and len(model.members) == len(report["recipe"]["seeds"])
         spec = check_spec(ckpt)  # reproducible from a clip with this installation's extractors
         assert spec["text"]["name"] == report["recipe"]["text"] == "minilm"
-        assert spec["visual"]["name"] == "none"  # no labelled faces: no visual input, as the card says
+        assert spec["visual"]["name"] == "none"  # no labelled faces: the network has no visual input, as the card says
+        if kind == "emotion":  # the face is a separate expert, fused by the rule the card states
+            fusion = ckpt["fusion"]
+            assert fusion["face"]["name"] == "facemesh" and fusion["face_weight"] == report["recipe"]["fusion"]["face_weight"]
+            assert f"temperature of {fusion['temperature']:.2f}" in card and f"face^{fusion['face_weight']:g}" in card
         assert kind == "sentiment" or ckpt["feature_spec"]["asr"]["name"] == "whisper"
         assert ckpt["model_config"]["d_hidden"] == report["recipe"]["hidden"]
         assert report[kind]["task"] == task
@@ -38,25 +42,26 @@ def test_committed_weights_load_and_match_the_card():
             key = "f1_weighted" if task == "emotion-class" else "mae"
             assert f"{figures['model'][key]:.{3 if key == 'mae' else 1}f}" in card, (kind, corpus)
     assert (SHIPPED / "emotion" / "checkpoint.pt").exists()
-    assert "visual**: none" in card and "CC BY-NC-SA 4.0" in card and "GPL-3.0" in card
+    assert "**visual**: the network has none" in card and "CC BY-NC-SA 4.0" in card and "GPL-3.0" in card
+    assert "URDU" in card and "research use only" in card
     assert total < 30e6
 
 
 def test_the_card_says_what_its_tables_hold(tmp_path):
-    """The card's words about CREMA-D match its table (12 clips of 2 actors, not "6 clips, one actor"), the committed
-    card is what the generator writes from the committed report, and the label's neutral band is stated."""
-    from pipeline.release.model_card import cremad_clips, write_model_card
+    """The committed card is what the generator writes from the committed report; its CREMA-D table has the 12 clips
+    of the report, and its counts of right answers are the table's."""
+    from pipeline.release.model_card import write_model_card
 
     report = json.loads((SHIPPED / "report.json").read_text())
     card = (SHIPPED / "MODEL_CARD.md").read_text()
-    c = cremad_clips(report["cremad"])
-    assert (c["clips"], len(c["actors"]), c["videos"], c["audio"]) == (12, 2, 6, 6)
-    assert "CREMA-D (12 clips) | acted emotions, 2 actors (6 talking-face videos, 6 voice recordings)" in card
-    assert "12 clips of 2 actors: 1001's 6 talking-face videos, 1002's 6 voice recordings" in card
-    assert "one actor" not in card and "(6 clips)" not in card and "six clips" not in card
-    assert card.count("| 100") == 12  # the table's rows: 1001_... and 1002_...
-    assert "neutral when |score| < 0.5" in card
     assert write_model_card(report, tmp_path / "card.md").read_text() == card
+    crema = report["clips"]["cremad"]
+    assert len(crema) == 12 and card.count("| 100") == 12  # 1001's talking-face videos, 1002's voice recordings
+    right = sum(r["predicted"] == r["acted"] for r in crema)
+    assert f"**{right} of 12** right with everything" in card
+    assert "neutral when |score| < 0.5" in card
+    for r in report["clips"]["calm"]:  # the target the card states: calm speech never alarming above 0.6
+        assert r["alarm"] == (r["alarming_probability"] > 0.6)
 
 
 @pytest.mark.skipif(not CREMAD, reason="../shared/data/cremad not present")
@@ -70,4 +75,6 @@ def test_shipped_model_predicts_on_a_real_talking_face_clip():
     assert "jacket" in u["text"].lower() and result["transcript"] == "whisper tiny.en (automatic)"
     assert u["emotion"] in u["emotion_probs"] and abs(sum(u["emotion_probs"].values()) - 1) < 1e-3
     assert -3 <= u["sentiment"] <= 3 and u["label"] in ("positive", "neutral", "negative")
-    assert u["modalities"] == ["text", "audio"]  # the face is not an input of these models
+    assert u["modalities"] == ["text", "audio", "visual"] and sorted(u["readings"]) == ["face", "voice", "words"]
+    (row,) = [r for r in json.loads((SHIPPED / "report.json").read_text())["clips"]["cremad"] if r["clip"] == CREMAD[0].name]
+    assert (u["readings"]["face"]["emotion"], u["emotion"]) == (row["face_only"], row["predicted"])  # as the card says
