@@ -50,16 +50,22 @@ def test_outside_the_virtualenv_predict_says_which_python_in_one_line(tmp_path, 
 def test_info_describes_the_shipped_model(capsys):
     assert cli.main(["info", "model/pretrained"]) == 0
     out = " ".join(capsys.readouterr().out.split())  # long lines are wrapped
+    report = json.loads((SHIPPED / "report.json").read_text())
+    meld = report["emotion"]["corpora"]["meld"]["model"]["f1_weighted"]
+    mosi = report["sentiment"]["corpora"]["mosi"]["model"]["accuracy_binary"]
+    right = sum(r["predicted"] == r["acted"] for r in report["clips"]["cremad"])
     for words in ("model/pretrained: 2 models", "MODEL_CARD.md", "regression", "emotion-class", "neutral when |score| < 0.5",
-                  "ensemble of 3", "float16", "text minilm (384-d", "audio opensmile (384-d", "feature_set=IS09", "visual none",
-                  "whisper tiny.en", "accuracy_binary 81.5", "f1_weighted 52.4", "0 of 12", "CC BY-NC-SA 4.0", "non-commercial"):
+                  "ensemble of 3", "float16", "text minilm (384-d", "audio opensmile (88-d", "feature_set=eGeMAPSv02", "visual none",
+                  "whisper tiny.en", f"accuracy_binary {mosi:.1f}", f"f1_weighted {meld:.1f}", f"{right} of 12 acted emotions",
+                  "calibrated at temperature", "the face by the facemesh extractor's", "CC BY-NC-SA 4.0", "non-commercial",
+                  "research use only"):
         assert words in out, words
     assert str(ROOT) not in out
     assert cli.main(["info", str(SHIPPED / "emotion" / "checkpoint.pt"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     (model,) = info["models"]
     assert model["task"] == "emotion-class" and model["classes"][0] == "neutral" and model["members"] == 3
-    assert model["features"]["audio"]["params"]["feature_set"] == "IS09" and model["test_metrics"]["f1_weighted"] > 0
+    assert model["features"]["audio"]["params"]["feature_set"] == "eGeMAPSv02" and model["test_metrics"]["f1_weighted"] > 0
 
 
 def test_info_describes_any_run_folder(tmp_path, capsys):
