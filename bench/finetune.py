@@ -66,8 +66,8 @@ def command(corpus: str, files: list[Path], out: Path, seeds: str, layers: int, 
             cmd += [FLAGS[key], str(value)]
     if layers:
         cmd += ["--finetune-text", str(layers), "--text-lr", f"{text_lr:g}", "--text-cache", str(cache)]
-    if (out / "metrics.json").is_file() or list(out.glob("seed-*/metrics.json")):
-        cmd += ["--resume"]  # finished runs (e.g. copied from `make pretrained`'s work folder) are read, not retrained
+    if (out / "metrics.json").is_file() or (out / "last.pt").is_file() or list(out.glob("seed-*/metrics.json")):
+        cmd += ["--resume"]  # finished runs (e.g. copied from `make pretrained`'s work folder) are read, interrupted ones continued
     return cmd
 
 
