@@ -22,6 +22,7 @@ from typing import Any
 from core.errors import UserError
 from core.options import FPS
 from extractors.asr import DEFAULT as DEFAULT_ASR
+from extractors.diarize import diarize_spec
 from extractors.media import DEFAULT_FPS
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class ExtractSettings:
     specs: dict[str, dict[str, Any]]
     asr: dict[str, Any]
     fps: float = DEFAULT_FPS
-    diarize: dict[str, Any] = field(default_factory=lambda: {"name": "none", "mode": "off", "params": {}})
+    diarize: dict[str, Any] = field(default_factory=lambda: diarize_spec("off"))
     cache_dir: str | None = None
     resources: dict[str, list] = field(default_factory=dict)
     factories: dict[str, tuple[str, Any]] = field(default_factory=dict, compare=False, repr=False)
@@ -124,7 +125,7 @@ class ExtractSettings:
     def from_dict(cls, d: dict[str, Any]) -> "ExtractSettings":
         return cls(choices={m: (str(v[0]), dict(v[1])) for m, v in d["choices"].items()}, specs=dict(d["specs"]), asr=dict(d["asr"]),
                    fps=float(d["fps"]), cache_dir=d.get("cache_dir"), resources=dict(d.get("resources") or {}),
-                   diarize=dict(d.get("diarize") or {"name": "none", "mode": "off", "params": {}}))
+                   diarize=dict(d.get("diarize") or diarize_spec("off")))
 
     @property
     def extractor_key(self) -> str:
@@ -220,7 +221,6 @@ def diarizer_spec(diarize: str | dict, speakers: int | None = None) -> dict[str,
     """The recorded spec of --diarize auto|on|off (or of a recorded spec, its settings reused) and --speakers N.
     UserError for a bad mode or count, or for "on" without the diarizer's weights; "auto" without them warns once
     and gives "off" (extraction then keeps the transcriber's single speaker)."""
-    from extractors.diarize import diarize_spec
     from extractors.speaker_encoder import weights_path
 
     try:
