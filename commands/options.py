@@ -89,14 +89,13 @@ def add_asr(p: argparse.ArgumentParser, *, recorded: bool) -> None:
 
 
 def speaker_count(value: str) -> int:
-    """argparse type of --speakers: a count from 1 to 32."""
+    """argparse type of --speakers: extractors.diarize.speaker_count, with argparse's message."""
+    from extractors.diarize import speaker_count as check
+
     try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if not 1 <= n <= 32:
-        raise argparse.ArgumentTypeError(f"{value!r}: give a number of speakers from 1 to 32")
-    return n
+        return check(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{value!r}: {str(e).split(': ', 1)[1]}") from None
 
 
 def add_diarize(p: argparse.ArgumentParser, *, recorded: bool) -> None:

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 MODES = ("auto", "on", "off")
 DEFAULT_MODE = "auto"
 NAME = "ge2e"
+SPEAKERS_LIMIT = 32  # the most --speakers accepts (a count given, not found)
 GRID_S = 0.1
 MAX_SPEAKERS = 8  # the most the eigengap may find
 FINE_HOP = 0.2  # seconds between the fine windows that place a change of speaker
@@ -49,6 +50,17 @@ MAX_WINDOWS = 600  # a longer clip gets a longer hop, so clustering stays under 
 DEFAULTS = {"window": 1.6, "hop": 0.4, "min_window": 0.8, "merge": 0.825, "min_speaker": 4.0, "min_turn": 0.7}
 
 
+def speaker_count(value: Any) -> int:
+    """A fixed speaker count as --speakers takes it: a whole number from 1 to SPEAKERS_LIMIT. ValueError otherwise."""
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = 0
+    if not 1 <= n <= SPEAKERS_LIMIT:
+        raise ValueError(f"--speakers {value}: give a number of speakers from 1 to {SPEAKERS_LIMIT}")
+    return n
+
+
 def diarize_spec(mode: str = DEFAULT_MODE, speakers: int | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """The recorded spec of a diarization choice. mode: auto | on | off; speakers: a fixed count (None: found from
     the voices); params: recorded settings to reuse (None: the defaults). ValueError for a bad mode or count."""
@@ -56,8 +68,8 @@ def diarize_spec(mode: str = DEFAULT_MODE, speakers: int | None = None, params: 
         raise ValueError(f"--diarize {mode}: choose one of {', '.join(MODES)}")
     if mode == "off":
         return {"name": "none", "mode": "off", "params": {}}
-    if speakers is not None and not 1 <= int(speakers) <= 32:
-        raise ValueError(f"--speakers {speakers}: give a count from 1 to 32")
+    if speakers is not None:
+        speakers = speaker_count(speakers)
     settings = {**DEFAULTS, **{k: v for k, v in (params or {}).items() if k in DEFAULTS}}
     if speakers is None and params:
         speakers = params.get("speakers")

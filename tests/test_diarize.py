@@ -207,6 +207,9 @@ def test_spec_settings_and_choice() -> None:
     assert spec["name"] == "ge2e" and spec["params"]["speakers"] == 3 and spec["params"]["weights"] == "resemblyzer 0.1.4"
     with pytest.raises(UserError, match="--diarize sometimes"):
         diarizer_spec("sometimes")
+    for bad in (0, 33, "two"):  # one rule for the library and the CLI (test_bad_speaker_count_is_a_usage_error)
+        with pytest.raises(ValueError, match="from 1 to 32"):
+            diarize_spec("on", bad)
     settings = ExtractSettings.create(visual="none", audio="mfcc", diarize="on", speakers=2)
     back = ExtractSettings.from_dict(json.loads(json.dumps(settings.to_dict())))
     assert back.diarize == settings.diarize and back.diarizer().speakers == 2
@@ -264,4 +267,4 @@ def test_bad_speaker_count_is_a_usage_error(capsys) -> None:
 
     with pytest.raises(SystemExit) as e:
         cli.main(["extract", "nowhere", "--speakers", "0"])
-    assert e.value.code == 2 and "--speakers" in capsys.readouterr().err
+    assert e.value.code == 2 and "--speakers: '0': give a number of speakers from 1 to 32" in capsys.readouterr().err

@@ -136,6 +136,24 @@ def _what(model: dict) -> str:
     return f"one of {', '.join(model['classes'])} with the probabilities of all {len(model['classes'])}"
 
 
+def clip_tallies(clips: dict[str, Any]) -> dict[str, Any]:
+    """The counts both `info` and the model card give of report.json's clip figures (pipeline/release/evaluation.py):
+    {"cremad": {clips, right, faces, faces_right, voice_right, face_right}, "calm": {utterances, worst}} for the
+    parts present; calm's `worst` is the row with the highest anger/fear/disgust probability."""
+    out: dict[str, Any] = {}
+    crema = clips.get("cremad") or []
+    if crema:
+        faces = [r for r in crema if r.get("talking_face")]
+        out["cremad"] = {"clips": len(crema), "right": sum(r.get("predicted") == r.get("acted") for r in crema),
+                         "faces": len(faces), "faces_right": sum(r.get("predicted") == r.get("acted") for r in faces),
+                         "voice_right": sum(r.get("voice_only") == r.get("acted") for r in crema),
+                         "face_right": sum(r.get("face_only") == r.get("acted") for r in faces)}
+    calm = clips.get("calm") or []
+    if calm:
+        out["calm"] = {"utterances": len(calm), "worst": max(calm, key=lambda r: r["alarming_probability"])}
+    return out
+
+
 def _report_lines(report: dict) -> list[str]:
     lines = []
     for part in ("sentiment", "emotion"):
@@ -154,14 +172,13 @@ def _report_lines(report: dict) -> list[str]:
         lines.append(f"  emotion on RAVDESS actors 19-20's clips: {rav['whisper']:.1f}% cut by Whisper, {rav['transcript']:.1f}% with a .txt transcript")
     if urdu:
         lines.append(f"  emotion (voice alone) on URDU's held-out speakers: {urdu['accuracy']:.1f}%, UAR {urdu['uar']:.1f}%")
-    crema = clips.get("cremad") or report.get("cremad")
-    if crema:
-        right = sum(1 for r in crema if r.get("predicted") == r.get("acted"))
-        lines.append(f"  emotion on CREMA-D's clips: {right} of {len(crema)} acted emotions right (chance 1 in 7)")
-    calm = clips.get("calm") or []
-    if calm:
-        worst = max(calm, key=lambda r: r["alarming_probability"])
-        lines.append(f"  calm speech ({len(calm)} utterances): highest anger/fear/disgust probability {worst['alarming_probability']:.2f}")
+    tally = clip_tallies(clips)
+    if "cremad" in tally:
+        c = tally["cremad"]
+        lines.append(f"  emotion on CREMA-D's clips: {c['right']} of {c['clips']} acted emotions right (chance 1 in 7)")
+    if "calm" in tally:
+        c = tally["calm"]
+        lines.append(f"  calm speech ({c['utterances']} utterances): highest anger/fear/disgust probability {c['worst']['alarming_probability']:.2f}")
     return lines
 
 
@@ -202,4 +219,4 @@ def format_description(info: dict[str, Any]) -> str:
                      for line in lines)
 
 
-__all__ = ["HEADLINE", "card_licence", "describe_checkpoint", "describe_models", "display_path", "format_description"]
+__all__ = ["HEADLINE", "card_licence", "clip_tallies", "describe_checkpoint", "describe_models", "display_path", "format_description"]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from model.tasks import NEUTRAL_BAND
+from pipeline.prediction.describe import clip_tallies
 
 CORPORA = {
     "mosi": ("CMU-MOSI transcripts", "sentiment -3..3 of YouTube opinion monologues (62 train / 11 test videos)", "sentiment: text",
@@ -74,29 +75,27 @@ def _clips(clips: dict[str, Any]) -> list[str]:
     if urdu:
         lines += [f"- **URDU held-out speakers** ({urdu['clips']} clips, the voice alone: `--modalities audio`): accuracy "
                   f"**{urdu['accuracy']:.1f}%** 7-way, UAR {urdu['uar']:.1f}% over its four emotions (chance 25%)."]
-    crema = clips.get("cremad") or []
-    if crema:
-        faces = [r for r in crema if r["talking_face"]]
-        right = sum(r["predicted"] == r["acted"] for r in crema)
-        lines += [f"- **CREMA-D** ({len(crema)} clips): **{right} of {len(crema)}** right with everything "
-                  f"({sum(r['predicted'] == r['acted'] for r in faces)} of {len(faces)} talking-face clips); the voice alone "
-                  f"{sum(r['voice_only'] == r['acted'] for r in crema)} of {len(crema)}; the face alone "
-                  f"{sum(r['face_only'] == r['acted'] for r in faces)} of {len(faces)} (chance 1 in 7).", "",
+    tally = clip_tallies(clips)
+    if "cremad" in tally:
+        c = tally["cremad"]
+        lines += [f"- **CREMA-D** ({c['clips']} clips): **{c['right']} of {c['clips']}** right with everything "
+                  f"({c['faces_right']} of {c['faces']} talking-face clips); the voice alone {c['voice_right']} of {c['clips']}; "
+                  f"the face alone {c['face_right']} of {c['faces']} (chance 1 in 7).", "",
                   "| clip | acted | predicted (all) | probability | uncertain | words say | voice alone | face alone |",
                   "|---|---|---|---|---|---|---|---|"]
-        for r in crema:
+        for r in clips["cremad"]:
             p = f"{r['probability']:.2f}" if r.get("probability") is not None else "-"
             lines.append(f"| {r['clip']} | {r['acted']} | {r['predicted'] or '-'} | {p} | {'yes' if r['uncertain'] else ''} | "
                          f"{r.get('words') or '-'} | {r['voice_only'] or '-'} | {r['face_only'] or '-'} |")
-    calm = clips.get("calm") or []
-    if calm:
+    if "calm" in tally:
+        calm = clips["calm"]
         lines += ["", "**Calm speech** (no acted emotion) must never come out as anger, fear or disgust with a probability above 0.6:", "",
                   "| clips | utterances | most frequent emotion | highest anger/fear/disgust probability | above 0.6 |", "|---|---|---|---|---|"]
         for kind in dict.fromkeys(r["kind"] for r in calm):
             rows = [r for r in calm if r["kind"] == kind]
             emotions = [r["emotion"] for r in rows]
             top = max(dict.fromkeys(emotions), key=emotions.count)  # ties: the first met, so the card is reproducible
-            worst = max(rows, key=lambda r: r["alarming_probability"])
+            worst = clip_tallies({"calm": rows})["calm"]["worst"]
             lines.append(f"| {kind} | {len(rows)} | {top} ({emotions.count(top)}) | {worst['alarming']} {worst['alarming_probability']:.2f} "
                          f"({worst['clip']}) | {sum(r['alarm'] for r in rows)} |")
     return lines
