@@ -116,15 +116,22 @@ def _beaten(part: dict) -> list[str]:
 
 
 def _tuning(recipe: dict) -> str:
-    """How the text encoder was fine-tuned, per model, for the card's text line ("" when it was frozen in both)."""
-    parts = []
+    """How the text encoder was fine-tuned, per model, for the card's text line ("" when it was frozen in both);
+    one sentence for both models when they were tuned alike."""
+    tuned = {}
     for kind in ("sentiment", "emotion"):
         train = recipe.get(kind, {}).get("train", {})
-        k = train.get("finetune_text")
-        if k:
-            parts.append(f"{kind}: its top {k} layer{'s' if k > 1 else ''} fine-tuned with the network (`train --finetune-text {k}`, "
-                         f"encoder learning rate {train.get('text_lr'):g}; the checkpoint holds those layers as a float16 delta over the "
-                         "packaged weights, which predict rebuilds)")
+        if train.get("finetune_text"):
+            tuned[kind] = (int(train["finetune_text"]), float(train.get("text_lr")))
+    groups: dict[tuple, list[str]] = {}
+    for kind, how in tuned.items():
+        groups.setdefault(how, []).append(kind)
+    parts = []
+    for (k, lr), kinds in groups.items():
+        who = "both models" if len(kinds) == 2 else kinds[0]
+        parts.append(f"{who}: its top {k} layer{'s' if k > 1 else ''} fine-tuned with the network (`train --finetune-text {k}`, "
+                     f"encoder learning rate {lr:g}; the checkpoint holds those layers as a float16 delta over the packaged "
+                     "weights, which predict rebuilds)")
     return "; " + "; ".join(parts) if parts else ""
 
 
