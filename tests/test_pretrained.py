@@ -34,7 +34,9 @@ def test_committed_weights_load_and_match_the_card():
         if kind == "emotion":  # the face is a separate expert, fused by the rule the card states
             fusion = ckpt["fusion"]
             assert fusion["face"]["name"] == "facemesh" and fusion["face_weight"] == report["recipe"]["fusion"]["face_weight"]
-            assert f"temperature of {fusion['temperature']:.2f}" in card and f"face^{fusion['face_weight']:g}" in card
+            assert f"face^{fusion['face_weight']:g}" in card
+            assert fusion["temperature"] == report["calibration"]["temperature"] and f"{fusion['temperature']:.2f}" in card
+            assert fusion["voice_temperature"] == report["calibration"]["voice_temperature"] and f"{fusion['voice_temperature']:.2f} where it" in card
         assert kind == "sentiment" or ckpt["feature_spec"]["asr"]["name"] == "whisper"
         assert ckpt["model_config"]["d_hidden"] == report["recipe"]["hidden"]
         assert report[kind]["task"] == task

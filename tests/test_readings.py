@@ -63,6 +63,29 @@ def test_temperature_scaling_recovers_a_known_temperature():
     np.testing.assert_allclose(temper(calibrated, 1.0), calibrated)
 
 
+def test_what_the_network_reads_with_a_voice_has_its_own_temperature():
+    sharp = np.stack([one_hot_ish(3, 0.9), one_hot_ish(0, 0.9)])
+    rule = FusionRule(temperature=1.0, voice_temperature=3.0)
+    out = rule.calibrate(sharp, np.array([True, False]))
+    np.testing.assert_allclose(out[0], temper(sharp[:1], 3.0)[0])  # heard a voice: softened
+    np.testing.assert_allclose(out[1], sharp[1])  # words alone: as trained
+    np.testing.assert_allclose(rule.calibrate(sharp, True), temper(sharp, 3.0))
+    assert out[0].max() < 0.5 and np.array_equal(out.argmax(axis=1), sharp.argmax(axis=1))
+    # a rule from before the voice had its own temperature (no key) calibrates every row alike
+    old = FusionRule.from_checkpoint({"fusion": {"temperature": 2.0}})
+    np.testing.assert_allclose(old.calibrate(sharp, np.array([True, False])), temper(sharp, 2.0))
+
+    def run(view):  # a stand-in network: confident anger whatever it hears
+        return np.tile(one_hot_ish(3, 0.9), (len(view["present"]), 1))
+
+    present = np.array([[True, True, False], [True, False, False]])
+    view = {"text": np.zeros((2, 4)), "audio": np.zeros((2, 4)), "visual": np.zeros((2, 0)), "present": present}
+    read = read_emotions(run, view, ["text", "audio"], rule)
+    assert read["readings"]["words"][0].max() == pytest.approx(0.9)  # words alone: temperature 1
+    assert read["readings"]["voice"][0].max() == pytest.approx(out[0].max())  # the voice alone: voice_temperature
+    assert read["fused"][0].max() == pytest.approx(out[0].max()) and read["fused"][1].max() == pytest.approx(0.9)
+
+
 def test_uncertain_says_why():
     rule = FusionRule(min_confidence=0.4, disagree_confidence=0.6)
     fused = np.stack([one_hot_ish(0, 0.8), one_hot_ish(1, 0.3), one_hot_ish(3, 0.7)])

@@ -185,7 +185,10 @@ def _report_lines(report: dict) -> list[str]:
 def _fusion(rule: dict) -> str:
     """How a 7-way model's readings are fused, in words (pipeline.prediction.readings.FusionRule)."""
     face = rule.get("face") or {}
-    parts = [f"words and voice by the network, calibrated at temperature {rule.get('temperature', 1.0):.2f}"]
+    voice = rule.get("voice_temperature")
+    at = (f"temperature {voice:.2f} with a voice, {rule.get('temperature', 1.0):.2f} on words alone" if voice is not None
+          else f"temperature {rule.get('temperature', 1.0):.2f}")
+    parts = [f"words and voice by the network, calibrated at {at}"]
     if face:
         parts.append(f"the face by the {face.get('name')} extractor's expression probabilities, weight {rule.get('face_weight', 0):g} in the product")
     parts.append(f"uncertain below {rule.get('min_confidence', 0):g} or when readings disagree at {rule.get('disagree_confidence', 0):g}")

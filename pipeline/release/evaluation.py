@@ -3,9 +3,9 @@ network and a linear baseline on the same features), and the end-to-end pipeline
 runs it: RAVDESS's held-out actors with either segmenter, URDU's held-out speakers, CREMA-D's clips with each
 modality, and calm speech that must not come out as anger, fear or disgust).
 
-    probs, labels = network_outputs(model, ds, videos)      # (n, C) probabilities, (n,) class ids
-    split_figures(model, ds, groups, fusion, baseline)       # per test group: model (raw and calibrated) vs baseline
-    clip_figures(out, shared)                                # the end-to-end rows of the card
+    probs, labels, voiced = network_outputs(model, ds, videos)  # (n, C) probabilities, (n,) class ids, (n,) heard a voice
+    split_figures(model, ds, rule, baseline)                      # per test group: model (raw and calibrated) vs baseline
+    ravdess_clips(out, shared, actors), ..., calm_clips(...)     # the end-to-end rows of the card
 """
 
 from __future__ import annotations
@@ -24,15 +24,16 @@ ALARMING = ("anger", "fear", "disgust")
 RAVDESS_SENTENCES = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
 
 
-def network_outputs(model: Any, ds: dict, videos: list[str], task: str = "emotion-class") -> tuple[np.ndarray, np.ndarray]:
-    """The network's class probabilities (n, C) and the labels (n,) of every labelled utterance of `videos`."""
+def network_outputs(model: Any, ds: dict, videos: list[str], task: str = "emotion-class") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The network's class probabilities (n, C), the labels (n,) and whether the network heard a voice (n,) bool, of
+    every labelled utterance of `videos`."""
     import torch
 
     from model.dialogues import DialogueDataset, collate
     from model.tasks import get_task
 
     data = DialogueDataset(ds, videos, task)
-    probs, labels = [], []
+    probs, labels, voiced = [], [], []
     model.eval()
     with torch.inference_mode():
         for start in range(0, len(data), 256):
@@ -41,9 +42,10 @@ def network_outputs(model: Any, ds: dict, videos: list[str], task: str = "emotio
             keep = batch.mask & ~torch.isnan(batch.targets)
             probs.append(get_task(task).outputs(out[keep]))
             labels.append(batch.targets[keep].long().numpy())
+            voiced.append(batch.present[keep][:, 1].numpy())  # present: text, audio, visual
     if not probs:
-        return np.zeros((0, len(get_task(task).classes))), np.zeros(0, int)
-    return np.concatenate(probs), np.concatenate(labels)
+        return np.zeros((0, len(get_task(task).classes))), np.zeros(0, int), np.zeros(0, bool)
+    return np.concatenate(probs), np.concatenate(labels), np.concatenate(voiced)
 
 
 def emotion_scores(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
@@ -73,16 +75,15 @@ def test_groups(ds: dict) -> dict[str, list[str]]:
     return groups
 
 
-def split_figures(model: Any, ds: dict, temperature: float, baseline: Callable[[list[str]], np.ndarray] | None) -> dict[str, dict]:
-    """Per test group: utterances, the network's scores before and after calibration, and the baseline's."""
-    from pipeline.prediction.readings import temper
-
+def split_figures(model: Any, ds: dict, rule: Any, baseline: Callable[[list[str]], np.ndarray] | None) -> dict[str, dict]:
+    """Per test group: utterances, the network's scores before and after calibration (rule: the
+    pipeline.prediction.readings.FusionRule whose temperatures predict applies), and the baseline's."""
     out = {}
     for name, vids in test_groups(ds).items():
-        probs, labels = network_outputs(model, ds, vids)
+        probs, labels, voiced = network_outputs(model, ds, vids)
         if not len(labels):
             continue
-        row = {"utterances": int(len(labels)), "model": emotion_scores(labels, temper(probs, temperature)),
+        row = {"utterances": int(len(labels)), "model": emotion_scores(labels, rule.calibrate(probs, voiced)),
                "uncalibrated_ece": emotion_scores(labels, probs)["ece"]}
         if baseline is not None:
             pred = baseline(vids)

@@ -115,6 +115,20 @@ def _beaten(part: dict) -> list[str]:
     return list(lines.values())
 
 
+def _calibration(cal: dict) -> list[str]:
+    """The card's calibration paragraph: one temperature, or one where the network hears a voice and one where not."""
+    total = (f"{cal['valid_utterances']:,} validation utterances; expected calibration error there {cal['valid_ece_before']:.3f} → "
+             f"{cal['valid_ece_after']:.3f}")
+    if cal.get("voice_temperature") is None:
+        return [f"**Calibration**: the network's probabilities use a temperature of {cal['temperature']:.2f} (softmax(log p / T)), fitted on",
+                f"{total}."]
+    words, voice = cal["valid_words"], cal["valid_voice"]
+    return [f"**Calibration**: the network's probabilities use a temperature (softmax(log p / T)) of {cal['voice_temperature']:.2f} where it",
+            f"hears a voice and {cal['temperature']:.2f} where it reads words alone, each fitted on its part of the {total}",
+            f"(with a voice: {voice['utterances']:,} utterances, {voice['ece_before']:.3f} → {voice['ece_after']:.3f}; words alone: "
+            f"{words['utterances']:,}, {words['ece_before']:.3f} → {words['ece_after']:.3f})."]
+
+
 def _tuning(recipe: dict) -> str:
     """How the text encoder was fine-tuned, per model, for the card's text line ("" when it was frozen in both);
     one sentence for both models when they were tuned alike."""
@@ -179,9 +193,7 @@ def write_model_card(report: dict[str, Any], path: str | Path) -> Path:
         "**Fusion, fixed before any test clip was scored.** p(emotion) ∝ network(words + voice)^1 · face^"
         f"{fusion['face_weight']:g}, renormalised; an utterance without a face keeps the network's reading. The face counts half:",
         "its network is about 66% right on posed still faces and less on talking ones, and nothing here could calibrate it.",
-        f"**Calibration**: the network's probabilities use a temperature of {cal['temperature']:.2f} (softmax(log p / T)), fitted on",
-        f"{cal['valid_utterances']:,} validation utterances; expected calibration error there {cal['valid_ece_before']:.3f} → "
-        f"{cal['valid_ece_after']:.3f}.",
+        *_calibration(cal),
         "",
         "## Data and licences",
         "",
