@@ -90,12 +90,12 @@ def add_asr(p: argparse.ArgumentParser, *, recorded: bool) -> None:
 
 def speaker_count(value: str) -> int:
     """argparse type of --speakers: extractors.diarize.speaker_count, with argparse's message."""
-    from extractors.diarize import speaker_count as check
+    from extractors.diarize import SPEAKERS_HINT, speaker_count as check
 
     try:
         return check(value)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"{value!r}: {str(e).split(': ', 1)[1]}") from None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: {SPEAKERS_HINT}") from None
 
 
 def add_diarize(p: argparse.ArgumentParser, *, recorded: bool) -> None:

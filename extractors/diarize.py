@@ -41,6 +41,7 @@ MODES = ("auto", "on", "off")
 DEFAULT_MODE = "auto"
 NAME = "ge2e"
 SPEAKERS_LIMIT = 32  # the most --speakers accepts (a count given, not found)
+SPEAKERS_HINT = f"give a number of speakers from 1 to {SPEAKERS_LIMIT}"  # the fix, for every message about it
 GRID_S = 0.1
 MAX_SPEAKERS = 8  # the most the eigengap may find
 FINE_HOP = 0.2  # seconds between the fine windows that place a change of speaker
@@ -57,7 +58,7 @@ def speaker_count(value: Any) -> int:
     except (TypeError, ValueError):
         n = 0
     if not 1 <= n <= SPEAKERS_LIMIT:
-        raise ValueError(f"--speakers {value}: give a number of speakers from 1 to {SPEAKERS_LIMIT}")
+        raise ValueError(f"--speakers {value}: {SPEAKERS_HINT}")
     return n
 
 

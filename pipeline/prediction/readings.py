@@ -20,8 +20,8 @@ p(c) ∝ network(c)^1 · face(c)^face_weight, renormalised; an utterance without
 one with only a face the face's. Calibration: the network's probabilities are sharpened or softened by a
 temperature fitted on validation conversations (p^(1/T), renormalised; T > 1 softens): one for what the network
 reads with a voice among its inputs, one for what it reads without (on the shipped model's validation data the
-network is overconfident when it hears a voice, and nearly calibrated on words alone). No corpus here has labelled faces, so the face expert is not calibrated; its weight says how much
-it counts (see the model card).
+network is overconfident when it hears a voice, and nearly calibrated on words alone). No corpus here has
+labelled faces, so the face expert is not calibrated; its weight says how much it counts (see the model card).
 
 An utterance is `uncertain` when the fused reading's top probability is under `min_confidence`, or when two
 readings each name a different emotion with at least `disagree_confidence`: the output then says so instead of

@@ -29,6 +29,7 @@ def network_outputs(model: Any, ds: dict, videos: list[str], task: str = "emotio
     every labelled utterance of `videos`."""
     import torch
 
+    from data.schema import MODALITIES
     from model.dialogues import DialogueDataset, collate
     from model.tasks import get_task
 
@@ -42,7 +43,7 @@ def network_outputs(model: Any, ds: dict, videos: list[str], task: str = "emotio
             keep = batch.mask & ~torch.isnan(batch.targets)
             probs.append(get_task(task).outputs(out[keep]))
             labels.append(batch.targets[keep].long().numpy())
-            voiced.append(batch.present[keep][:, 1].numpy())  # present: text, audio, visual
+            voiced.append(batch.present[keep][:, MODALITIES.index("audio")].numpy())
     if not probs:
         return np.zeros((0, len(get_task(task).classes))), np.zeros(0, int), np.zeros(0, bool)
     return np.concatenate(probs), np.concatenate(labels), np.concatenate(voiced)

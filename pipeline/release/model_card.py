@@ -95,7 +95,7 @@ def _clips(clips: dict[str, Any]) -> list[str]:
             rows = [r for r in calm if r["kind"] == kind]
             emotions = [r["emotion"] for r in rows]
             top = max(dict.fromkeys(emotions), key=emotions.count)  # ties: the first met, so the card is reproducible
-            worst = clip_tallies({"calm": rows})["calm"]["worst"]
+            worst = max(rows, key=lambda r: r["alarming_probability"])
             lines.append(f"| {kind} | {len(rows)} | {top} ({emotions.count(top)}) | {worst['alarming']} {worst['alarming_probability']:.2f} "
                          f"({worst['clip']}) | {sum(r['alarm'] for r in rows)} |")
     return lines
