@@ -46,6 +46,17 @@ def test_outside_the_virtualenv_predict_says_which_python_in_one_line(tmp_path, 
     assert "cli.py predict clip.mp4" in lines[0] and (".venv/bin/python" in lines[0] or "make install" in lines[0])
 
 
+def test_make_install_without_the_disk_room_says_so_in_one_line_before_writing_anything(tmp_path):
+    """The virtualenv is about 9.2 GB: with less room than the Makefile asks for, `make install` stops at once with one
+    line (pip would fail half-way with an OSError), and no virtualenv is started."""
+    venv = tmp_path / "venv"
+    proc = subprocess.run(["make", "-s", "install", f"VENV={venv}", "VENV_NEEDS_KB=999999999999"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and not venv.exists()
+    (line,) = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert line.startswith(f"{ROOT}: installing needs about ") and line.endswith("free disk space and rerun")
+
+
 @pytest.mark.skipif(not (SHIPPED / "report.json").is_file(), reason="no shipped model in model/pretrained")
 def test_info_describes_the_shipped_model(capsys):
     assert cli.main(["info", "model/pretrained"]) == 0
