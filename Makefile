@@ -18,11 +18,12 @@ endef
 
 .PHONY: install test demo pretrained bench clean
 
-# the virtualenv takes about 9.2 GB (README): refuse early, in one line, rather than let pip fail half-way
+# the virtualenv takes about 9.2 GB (README): refuse early, in one line, rather than let pip fail half-way; what is
+# already built (through a symlinked venv too: `$(VENV)/.`) counts as installed
 VENV_NEEDS_KB := 10000000
 define disk_ensure
 	@have=$$(df -Pk . | awk 'NR==2 {print $$4}'); \
-	built=$$( [ -d $(VENV) ] && du -sk $(VENV) | cut -f1 || echo 0); \
+	built=$$( [ -d $(VENV) ] && du -sk $(VENV)/. | cut -f1 || echo 0); \
 	need=$$(( $(VENV_NEEDS_KB) - built )); \
 	if [ "$$have" -lt "$$need" ]; then \
 	  echo "$(CURDIR): installing needs about $$((need / 1000000 + 1)) GB free, $$((have / 1000000)) GB are: free disk space and rerun"; \

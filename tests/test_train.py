@@ -142,6 +142,26 @@ def test_emotion_all_resumes_the_emotions_it_did_not_finish(tmp_path):
         assert len(torch.load(tmp_path / "emo" / e / "last.pt", weights_only=True)["history"]) == 1
 
 
+def test_a_plan_that_continues_what_was_started_begins_a_run_stopped_before_its_first_epoch(tmp_path):
+    """A single run stopped before its first epoch was saved leaves config.json and no last.pt: `train --resume`
+    refuses it (nothing to resume), a caller that continues whatever was started (`make pretrained`) starts it."""
+    from core.errors import UserError
+    from pipeline.training.runs import plan_runs, run_plan
+
+    ds = synthetic_dataset()
+    (run,), ensembles = plan_runs("binary", tmp_path / "run", train=FAST, model_overrides=SMALL)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    with pytest.raises(UserError, match="nothing to resume"):
+        run_plan(ds, [run], ensembles, resume=True)
+    results = run_plan(ds, [run], ensembles, resume=True, start_new=True)
+    assert results[run.name]["best_epoch"] >= 1 and (tmp_path / "run" / "last.pt").is_file()
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["task"] == "binary"
+    assert len(torch.load(tmp_path / "run" / "last.pt", weights_only=True)["history"]) == FAST["epochs"]
+    again = run_plan(ds, [run], ensembles, resume=True, start_new=True)  # finished: re-read, not retrained
+    assert again[run.name]["test"] == results[run.name]["test"]
+
+
 def test_modality_dropout_trains_a_model_that_uses_what_is_there(tmp_path):
     """Sentiment lives in the text; a model trained with modality dropout still reads it, evaluation with a
     subset of modalities runs through the CLI, and leaving text out costs accuracy."""

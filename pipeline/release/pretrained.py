@@ -155,8 +155,7 @@ def train(kind: str, ds: dict, work: Path, seeds: list[int], hidden: int, frozen
     def done(name: str, metrics: dict) -> None:
         log.info("%s %s: %s (%.0f s so far)", kind, name, {k: round(v, 3) for k, v in metrics["test"].items() if isinstance(v, float)}, time.time() - t)
 
-    # resume what was started; a plan of one run (a fine-tuned ensemble) has nothing to resume on its first start
-    run_plan(ds, runs, ensembles, resume=len(runs) > 1 or (runs[0].out / "last.pt").exists(), on_done=done)
+    run_plan(ds, runs, ensembles, resume=True, start_new=True, on_done=done)  # continue what was started, start the rest
     return out
 
 

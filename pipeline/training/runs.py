@@ -197,7 +197,7 @@ def run_local(data: Any, spec: RunSpec, progress: Progress | None, resume: bool)
 
 
 def run_plan(data: str | Path | dict, runs: list[RunSpec], ensembles: list[EnsembleSpec], *, resume: bool = False,
-             overwrite: bool = False, progress: Progress | None = None, on_done: Callable[[str, dict], None] | None = None,
+             start_new: bool = False, overwrite: bool = False, progress: Progress | None = None, on_done: Callable[[str, dict], None] | None = None,
              runner: Callable[..., dict] = run_local, inputs: list[Path] | tuple = ()) -> dict[str, dict]:
     """Train every run, then assemble the ensembles, then select the best of each grid group. Returns {name:
     metrics} for runs, ensembles and grid groups.
@@ -206,7 +206,9 @@ def run_plan(data: str | Path | dict, runs: list[RunSpec], ensembles: list[Ensem
     written (so nothing is half-written), and a folder that already holds a run unless `resume` (continue it)
     or `overwrite` (its run files are removed first). With `resume`, a run with a resume state continues from
     it (a finished one only re-reads its best checkpoint and rewrites its metrics) and a run not begun starts;
-    with a single run, resume without a resume state is an error (nothing to resume). `runner(ds, spec,
+    with a single run, resume without a resume state is an error (nothing to resume, as `train --resume` says)
+    unless `start_new` (a caller that continues whatever was started, e.g. `make pretrained`: a run stopped before
+    its first epoch was saved starts again). `runner(ds, spec,
     progress, resume) -> metrics` trains one run; a runner with a `run_all(ds, [(spec, resume)], progress,
     on_done) -> {name: metrics}` method is given all the runs at once, to train them concurrently. inputs: the
     command's data files, which no run file may be.
@@ -217,7 +219,7 @@ def run_plan(data: str | Path | dict, runs: list[RunSpec], ensembles: list[Ensem
         spec.source = source
     check_plan(ds, runs, ensembles, resume=resume, overwrite=overwrite, inputs=inputs, source=source)
     results: dict[str, dict] = {}
-    jobs = [(spec, resume and (len(runs) == 1 or (spec.out / "last.pt").exists())) for spec in runs]
+    jobs = [(spec, resume and ((len(runs) == 1 and not start_new) or (spec.out / "last.pt").exists())) for spec in runs]
     if hasattr(runner, "run_all"):
         results.update(runner.run_all(ds, jobs, progress, on_done))
     else:
