@@ -66,9 +66,20 @@ def command(corpus: str, files: list[Path], out: Path, seeds: str, layers: int, 
             cmd += [FLAGS[key], str(value)]
     if layers:
         cmd += ["--finetune-text", str(layers), "--text-lr", f"{text_lr:g}", "--text-cache", str(cache)]
-    if (out / "metrics.json").is_file() or (out / "last.pt").is_file() or list(out.glob("seed-*/metrics.json")):
-        cmd += ["--resume"]  # finished runs (e.g. copied from `make pretrained`'s work folder) are read, interrupted ones continued
-    return cmd
+    return cmd + continuation(out)
+
+
+def continuation(out: Path) -> list[str]:
+    """What `cli.py train` needs to go on in `out`: nothing when no run was started there; --resume, which reads
+    finished runs (e.g. copied from `make pretrained`'s work folder) and continues interrupted ones; but --overwrite
+    for a single run stopped before its first epoch was saved (its config.json alone), which --resume refuses as
+    having nothing to resume and which holds no work to lose."""
+    from pipeline.training.runs import RUN_FILES
+
+    held = [folder / name for folder in [out, *out.glob("seed-*")] for name in RUN_FILES if (folder / name).exists()]
+    if not held:
+        return []
+    return ["--overwrite"] if held == [out / "config.json"] else ["--resume"]
 
 
 def run(cmd: list[str], threads: int) -> dict:
