@@ -50,7 +50,9 @@ def test_make_install_without_the_disk_room_says_so_in_one_line_before_writing_a
     """The virtualenv is about 9.2 GB: with less room than the Makefile asks for, `make install` stops at once with one
     line (pip would fail half-way with an OSError), and no virtualenv is started."""
     venv = tmp_path / "venv"
-    proc = subprocess.run(["make", "-s", "install", f"VENV={venv}", "VENV_NEEDS_KB=999999999999"], cwd=ROOT,
+    # a make of its own: not a sub-make of a `make -C DIR test` that runs this suite (whose flags add directory lines)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    proc = subprocess.run(["make", "-s", "install", f"VENV={venv}", "VENV_NEEDS_KB=999999999999"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and not venv.exists()
     (line,) = [line for line in proc.stdout.splitlines() if line.strip()]
